@@ -1,0 +1,157 @@
+"""Settings read from ``MAILER_*`` environment variables, validated once at start.
+
+A wrong value raises :class:`ConfigError` naming the variable, so the program stops before doing any work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailer.errors import ConfigError, LocaleError
+from mailer.locales import get_locale
+
+TransportName = Literal["outbox", "smtp", "sendgrid"]
+TRANSPORTS: tuple[TransportName, ...] = ("outbox", "smtp", "sendgrid")
+DEFAULT_SENDGRID_API_URL = "https://api.sendgrid.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about the engine; build it with :meth:`from_env`."""
+
+    database_url: str
+    broker_url: str | None = None
+    transport: TransportName = "outbox"
+    outbox_dir: Path = Path("outbox")
+    smtp_url: str | None = None
+    sendgrid_api_url: str = DEFAULT_SENDGRID_API_URL
+    sendgrid_api_key: str | None = field(default=None, repr=False)
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    base_url: str = "http://localhost:8000"
+    from_email: str = "alerts@example.org"
+    from_name: str = "Solidarity Mailer"
+    sendgrid_webhook_public_key: str | None = None
+    sendgrid_webhook_max_age: int = 600
+    batch_size: int = 500
+    language: str = "en"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Read and validate the ``MAILER_*`` variables (the SendGrid key may also be ``SENDGRID_API_KEY``)."""
+        env = os.environ if environ is None else environ
+        here = Path.cwd() if cwd is None else cwd
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        database_url = get("MAILER_DATABASE_URL") or f"sqlite:///{here / 'mailer.db'}"
+        _check_url("MAILER_DATABASE_URL", database_url, ("sqlite", "postgresql", "postgresql+psycopg"))
+
+        broker_url = get("MAILER_BROKER_URL")
+        if broker_url is not None:
+            _check_url("MAILER_BROKER_URL", broker_url, ("redis", "rediss"))
+
+        transport = (get("MAILER_TRANSPORT") or "outbox").lower()
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"MAILER_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+
+        smtp_url = get("MAILER_SMTP_URL")
+        if smtp_url is not None:
+            _check_url("MAILER_SMTP_URL", smtp_url, ("smtp", "smtps"))
+        elif transport == "smtp":
+            raise ConfigError("MAILER_SMTP_URL is required when MAILER_TRANSPORT=smtp (smtp://host:587)")
+
+        sendgrid_api_url = (get("MAILER_SENDGRID_API_URL") or DEFAULT_SENDGRID_API_URL).rstrip("/")
+        _check_url("MAILER_SENDGRID_API_URL", sendgrid_api_url, ("http", "https"))
+        sendgrid_api_key = get("MAILER_SENDGRID_API_KEY") or get("SENDGRID_API_KEY")
+        if transport == "sendgrid" and sendgrid_api_key is None:
+            raise ConfigError("MAILER_SENDGRID_API_KEY (or SENDGRID_API_KEY) is required when MAILER_TRANSPORT=sendgrid")
+
+        # Several keys, newest first, so that keys can be rotated without breaking links already sent.
+        secret_keys = tuple(k.strip() for k in (get("MAILER_SECRET_KEY") or "").split(",") if k.strip())
+        for key in secret_keys:
+            if len(key) < 16:
+                raise ConfigError("MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters")
+
+        base_url = (get("MAILER_BASE_URL") or "http://localhost:8000").rstrip("/")
+        _check_url("MAILER_BASE_URL", base_url, ("http", "https"))
+
+        from_email = get("MAILER_FROM_EMAIL") or "alerts@example.org"
+        try:
+            from_email = validate_email(from_email, check_deliverability=False).normalized
+        except EmailNotValidError as err:
+            raise ConfigError(f"MAILER_FROM_EMAIL is not a valid address: {err}") from err
+
+        from_name = get("MAILER_FROM_NAME") or "Solidarity Mailer"
+        if any(c in from_name for c in "\r\n"):
+            raise ConfigError("MAILER_FROM_NAME must be one line")
+
+        max_age = _int_var(env, "MAILER_SENDGRID_WEBHOOK_MAX_AGE", 600, minimum=0)
+        batch_size = _int_var(env, "MAILER_BATCH_SIZE", 500, minimum=1, maximum=1000)
+
+        language = get("MAILER_LANGUAGE") or "en"
+        try:
+            language = get_locale(language).code
+        except LocaleError as err:
+            raise ConfigError(f"MAILER_LANGUAGE: {err}") from err
+
+        return cls(
+            database_url=database_url,
+            broker_url=broker_url,
+            transport=transport,  # type: ignore[arg-type]  # checked against TRANSPORTS above
+            outbox_dir=(here / (get("MAILER_OUTBOX_DIR") or "outbox")),
+            smtp_url=smtp_url,
+            sendgrid_api_url=sendgrid_api_url,
+            sendgrid_api_key=sendgrid_api_key,
+            secret_keys=secret_keys,
+            base_url=base_url,
+            from_email=from_email,
+            from_name=from_name,
+            sendgrid_webhook_public_key=get("MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY"),
+            sendgrid_webhook_max_age=max_age,
+            batch_size=batch_size,
+            language=language,
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (the demo fills in defaults the user did not set)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def require_secret_keys(self) -> tuple[str, ...]:
+        """The signing keys; signing links without one would make every token forgeable."""
+        if not self.secret_keys:
+            raise ConfigError(
+                "MAILER_SECRET_KEY is not set: it signs unsubscribe and confirmation links "
+                "(use a random string of 32+ characters)"
+            )
+        return self.secret_keys
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ConfigError(f"{name} must start with {' or '.join(s + '://' for s in schemes)}; got {value!r}")
+    if parts.scheme != "sqlite" and not parts.hostname:
+        raise ConfigError(f"{name} has no host name: {value!r}")
+
+
+def _int_var(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{name} must be {bound}, not {value}")
+    return value

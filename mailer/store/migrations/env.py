@@ -1,0 +1,20 @@
+"""Alembic environment: the URL comes from the caller (``mailer db upgrade``), never from an ini file."""
+
+from alembic import context
+
+from mailer.store.database import make_engine
+from mailer.store.models import Base
+
+config = context.config
+url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+engine = make_engine(url)
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,194 @@
+"""The database of record. Portable SQL only: the same schema runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so that migrations can alter them on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only auto-increments INTEGER PRIMARY KEY
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware timestamps in UTC on every database (SQLite would otherwise drop the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[dict[str, str]] = mapped_column(JSON)
+    default_locale: Mapped[str] = mapped_column(String(16))
+    locales: Mapped[list[str]] = mapped_column(JSON)
+    translation_status: Mapped[dict[str, str]] = mapped_column(JSON)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class CampaignContent(Base):
+    """One kind of text (alert, letter) of a campaign in one locale."""
+
+    __tablename__ = "campaign_content"
+    __table_args__ = (UniqueConstraint("campaign_id", "kind", "locale"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    locale: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(300))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)
+    source_file: Mapped[str] = mapped_column(String(300))
+
+
+class Supporter(Base):
+    __tablename__ = "supporter"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # Lower-cased address: duplicates differing only in case are the same person.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(16), index=True)
+    governorate: Mapped[str | None] = mapped_column(String(50), index=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class Target(Base):
+    """An official supporters write to."""
+
+    __tablename__ = "target"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    institution: Mapped[dict[str, str]] = mapped_column(JSON)
+    title: Mapped[dict[str, str]] = mapped_column(JSON)
+    name: Mapped[dict[str, str]] = mapped_column(JSON)
+    governorate: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str] = mapped_column(String(320))
+    letter_locale: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    verified_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Mailout(Base):
+    """One send of a campaign's alert to one segment; (campaign, segment) identifies it."""
+
+    __tablename__ = "mailout"
+    __table_args__ = (UniqueConstraint("campaign_id", "segment_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    segment: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    segment_key: Mapped[str] = mapped_column(String(500))
+    fallbacks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    """The sending ledger: one row per message we owe, UNIQUE on its idempotency key."""
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_mailout_status", "mailout_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    mailout_id: Mapped[int | None] = mapped_column(ForeignKey("mailout.id"))
+    supporter_id: Mapped[int | None] = mapped_column(ForeignKey("supporter.id"))
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("target.id"))
+    locale: Mapped[str] = mapped_column(String(16))
+    content_locale: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class Event(Base):
+    """A delivery event reported by a provider, kept raw for audit."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(30))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Suppression(Base):
+    """An address we must not write to, with why (reasons are kept apart, never merged into one flag)."""
+
+    __tablename__ = "suppression"
+    __table_args__ = (UniqueConstraint("email_key", "scope", "reason"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(30))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
