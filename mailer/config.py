@@ -73,13 +73,17 @@ class Settings:
         _check_url("MAILER_SENDGRID_API_URL", sendgrid_api_url, ("http", "https"))
         sendgrid_api_key = get("MAILER_SENDGRID_API_KEY") or get("SENDGRID_API_KEY")
         if transport == "sendgrid" and sendgrid_api_key is None:
-            raise ConfigError("MAILER_SENDGRID_API_KEY (or SENDGRID_API_KEY) is required when MAILER_TRANSPORT=sendgrid")
+            raise ConfigError(
+                "MAILER_SENDGRID_API_KEY (or SENDGRID_API_KEY) is required when MAILER_TRANSPORT=sendgrid"
+            )
 
         # Several keys, newest first, so that keys can be rotated without breaking links already sent.
         secret_keys = tuple(k.strip() for k in (get("MAILER_SECRET_KEY") or "").split(",") if k.strip())
         for key in secret_keys:
             if len(key) < 16:
-                raise ConfigError("MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters")
+                raise ConfigError(
+                    "MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters"
+                )
 
         base_url = (get("MAILER_BASE_URL") or "http://localhost:8000").rstrip("/")
         _check_url("MAILER_BASE_URL", base_url, ("http", "https"))
@@ -106,7 +110,7 @@ class Settings:
         return cls(
             database_url=database_url,
             broker_url=broker_url,
-            transport=transport,  # type: ignore[arg-type]  # checked against TRANSPORTS above
+            transport=transport,  # checked against TRANSPORTS above
             outbox_dir=(here / (get("MAILER_OUTBOX_DIR") or "outbox")),
             smtp_url=smtp_url,
             sendgrid_api_url=sendgrid_api_url,
@@ -143,7 +147,9 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} has no host name: {value!r}")
 
 
-def _int_var(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+def _int_var(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default

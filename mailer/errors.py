@@ -1,17 +1,17 @@
 """The error tree. Every error a user can cause is a ``MailerError`` with a message that names the culprit.
 
-    MailerError
-    ├── ConfigError            a MAILER_* variable is wrong (names the variable)
-    ├── LocaleError            an unknown or unsupported locale code
-    ├── CampaignError          a campaign folder is invalid (names file and line)
-    ├── ImportRowError         one CSV/YAML row is invalid (names file, row and field); collected, not raised
-    ├── ImportFileError        a whole import file is unusable (encoding, header); nothing is stored
-    ├── NotFoundError          a campaign, mailout or supporter that does not exist
-    ├── MailoutError           a launch or control request that cannot be honoured
-    ├── RenderError            a template or placeholder problem at render time
-    └── SendError              a transport could not hand a message over
-        ├── TransientSendError     try again later (connection refused, 4xx SMTP, 429)
-        └── PermanentSendError     give up on this recipient (bad address, 5xx SMTP, 400)
+MailerError
+├── ConfigError            a MAILER_* variable is wrong (names the variable)
+├── LocaleError            an unknown or unsupported locale code
+├── CampaignError          a campaign folder is invalid (names file and line)
+├── ImportRowError         one CSV/YAML row is invalid (names file, row and field); collected, not raised
+├── ImportFileError        a whole import file is unusable (encoding, header); nothing is stored
+├── NotFoundError          a campaign, mailout or supporter that does not exist
+├── MailoutError           a launch or control request that cannot be honoured
+├── RenderError            a template or placeholder problem at render time
+└── SendError              a transport could not hand a message over
+    ├── TransientSendError     try again later (connection refused, 4xx SMTP, 429)
+    └── PermanentSendError     give up on this recipient (bad address, 5xx SMTP, 400)
 """
 
 from __future__ import annotations

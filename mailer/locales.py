@@ -66,16 +66,30 @@ _ARABIC_PLURALS = (
 REGISTRY: dict[str, Locale] = {
     loc.code: loc
     for loc in (
-        Locale("en", "English", "English", "en", "Latn", "latn", "nplurals=2; plural=(n != 1);", ("en-latn",)),
+        Locale(
+            "en", "English", "English", "en", "Latn", "latn", "nplurals=2; plural=(n != 1);", ("en-latn",)
+        ),
         Locale("ar", "Arabic", "العربية", "ar_IQ", "Arab", "arab", _ARABIC_PLURALS, ("ar-arab",)),
         Locale(
-            "ckb", "Sorani Kurdish", "کوردیی ناوەندی", "ckb_IQ", "Arab", "arab",
-            "nplurals=2; plural=(n != 1);", ("ku-arab", "ku-arab-iq", "ckb-arab", "sorani"),
+            "ckb",
+            "Sorani Kurdish",
+            "کوردیی ناوەندی",
+            "ckb_IQ",
+            "Arab",
+            "arab",
+            "nplurals=2; plural=(n != 1);",
+            ("ku-arab", "ku-arab-iq", "ckb-arab", "sorani"),
         ),
         # Babel (CLDR) knows Kurmanji as plain "ku".
         Locale(
-            "kmr", "Kurmanji Kurdish", "Kurmancî", "ku", "Latn", "latn",
-            "nplurals=2; plural=(n != 1);", ("ku-latn", "ku-latn-tr", "kmr-latn", "kurmanji"),
+            "kmr",
+            "Kurmanji Kurdish",
+            "Kurmancî",
+            "ku",
+            "Latn",
+            "latn",
+            "nplurals=2; plural=(n != 1);",
+            ("ku-latn", "ku-latn-tr", "kmr-latn", "kurmanji"),
         ),
     )
 }

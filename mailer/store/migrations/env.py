@@ -6,7 +6,7 @@ from mailer.store.database import make_engine
 from mailer.store.models import Base
 
 config = context.config
-url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+url = str(config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url"))
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(

@@ -1,0 +1,333 @@
+"""Campaign folders: parsing and validating them, storing them, and the translation completeness gate.
+
+A folder holds ``campaign.yaml`` (the manifest) and one Markdown file per kind and locale, such as
+``alert.ar.md`` or ``letter.ckb.md``, each starting with front matter (``subject``, ``preheader``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailer.content import PLACEHOLDERS, find_unknown_placeholders
+from mailer.errors import CampaignError, LocaleError
+from mailer.locales import LOCALE_CODES, get_locale
+from mailer.store import Database
+from mailer.store import repository as repo
+
+MANIFEST = "campaign.yaml"
+#: The kinds of text a campaign holds, and the placeholders each may use.
+KINDS: dict[str, frozenset[str]] = {"alert": frozenset(PLACEHOLDERS), "letter": frozenset()}
+TRANSLATION_STATUSES = ("source", "draft", "reviewed")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
+_CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
+
+
+@dataclass(frozen=True)
+class ContentSpec:
+    kind: str
+    locale: str
+    subject: str
+    preheader: str
+    body: str
+    source_file: str
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    slug: str
+    title: dict[str, str]
+    default_locale: str
+    locales: tuple[str, ...]
+    translation_status: dict[str, str]
+    contents: tuple[ContentSpec, ...]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocaleCompleteness:
+    """What one locale of a campaign has, and whether a launch may use it."""
+
+    locale: str
+    enabled: bool
+    translation_status: str
+    title: bool
+    alert: bool
+    letter: bool
+    needs_letter: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.title and self.alert and (self.letter or not self.needs_letter)
+
+    @property
+    def missing(self) -> list[str]:
+        parts = [
+            ("title", self.title),
+            ("alert", self.alert),
+            ("letter", self.letter or not self.needs_letter),
+        ]
+        return [name for name, present in parts if not present]
+
+
+class _Problems:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.items: list[str] = []
+
+    def add(self, file: str, line: int | None, message: str) -> None:
+        where = f"{file}:{line}" if line else file
+        self.items.append(f"{where}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            count = len(self.items)
+            header = f"campaign folder {self.folder} has {count} problem{'s' if count > 1 else ''}:"
+            raise CampaignError("\n".join([header, *(f"  {item}" for item in self.items)]))
+
+
+def parse_campaign_folder(folder: Path) -> CampaignSpec:
+    """Read and validate a campaign folder; every problem is reported with its file and line."""
+    problems = _Problems(folder)
+    if not folder.is_dir():
+        raise CampaignError(f"{folder}: not a folder")
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise CampaignError(f"{folder}: {MANIFEST} is missing")
+    data, lines = _read_yaml(manifest_path)
+    if not isinstance(data, dict):
+        raise CampaignError(
+            f"{MANIFEST}:1: the manifest must be a mapping of keys such as slug, title, locales"
+        )
+
+    def line_of(*path: str) -> int:
+        return lines.get(path, lines.get(path[:1], 1))
+
+    slug = data.get("slug")
+    if not isinstance(slug, str) or not _SLUG.match(slug):
+        problems.add(MANIFEST, line_of("slug"), "slug must be 3-100 characters of a-z, 0-9 and '-'")
+        slug = ""
+
+    locales: list[str] = []
+    raw_locales = data.get("locales")
+    if not isinstance(raw_locales, list) or not raw_locales:
+        problems.add(
+            MANIFEST, line_of("locales"), f"locales must be a list such as [{', '.join(LOCALE_CODES)}]"
+        )
+    else:
+        for raw in raw_locales:
+            try:
+                code = get_locale(str(raw)).code
+            except LocaleError as err:
+                problems.add(MANIFEST, line_of("locales"), str(err))
+                continue
+            if code in locales:
+                problems.add(MANIFEST, line_of("locales"), f"locale {code} is listed twice")
+            locales.append(code)
+
+    default_locale = ""
+    try:
+        default_locale = get_locale(str(data.get("default_locale", ""))).code
+        if locales and default_locale not in locales:
+            problems.add(
+                MANIFEST, line_of("default_locale"), f"default_locale {default_locale} is not in locales"
+            )
+    except LocaleError as err:
+        problems.add(MANIFEST, line_of("default_locale"), f"default_locale: {err}")
+
+    title = _locale_mapping(data.get("title"), "title", problems, line_of)
+    if default_locale and default_locale not in title:
+        problems.add(MANIFEST, line_of("title"), f"title has no text for the default locale {default_locale}")
+    statuses = _locale_mapping(data.get("translations"), "translations", problems, line_of)
+    for code in locales:
+        status = statuses.get(code)
+        if status is None:
+            problems.add(
+                MANIFEST,
+                line_of("translations"),
+                f"translations has no status for {code} (one of {', '.join(TRANSLATION_STATUSES)})",
+            )
+        elif status not in TRANSLATION_STATUSES:
+            problems.add(
+                MANIFEST,
+                line_of("translations", code),
+                f"translation status of {code} must be one of {', '.join(TRANSLATION_STATUSES)}, not {status!r}",
+            )
+
+    contents = _read_contents(folder, problems)
+    problems.raise_if_any()
+    return CampaignSpec(
+        slug=slug,
+        title=title,
+        default_locale=default_locale,
+        locales=tuple(locales),
+        translation_status=statuses,
+        contents=tuple(contents),
+        manifest=data,
+    )
+
+
+def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> dict[str, str]:
+    if value is None:
+        problems.add(MANIFEST, line_of(key), f"{key} is missing: give one entry per locale")
+        return {}
+    if not isinstance(value, dict):
+        problems.add(MANIFEST, line_of(key), f"{key} must map each locale to a text")
+        return {}
+    result: dict[str, str] = {}
+    for raw_code, text in value.items():
+        try:
+            code = get_locale(str(raw_code)).code
+        except LocaleError as err:
+            problems.add(MANIFEST, line_of(key, str(raw_code)), f"{key}: {err}")
+            continue
+        if not isinstance(text, str) or not text.strip():
+            problems.add(MANIFEST, line_of(key, str(raw_code)), f"{key}.{raw_code} must be a non-empty text")
+            continue
+        result[code] = text.strip()
+    return result
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """The document and the line of each mapping key, for error messages."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CampaignError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else 1
+        raise CampaignError(f"{path.name}:{line}: invalid YAML: {err.problem}") from err
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(current: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                key = (*prefix, str(key_node.value))
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+
+    walk(node, ())
+    return data, lines
+
+
+def _read_contents(folder: Path, problems: _Problems) -> list[ContentSpec]:
+    contents: list[ContentSpec] = []
+    seen: dict[tuple[str, str], str] = {}
+    for path in sorted(folder.glob("*.md")):
+        match = _CONTENT_FILE.match(path.name)
+        if not match or match["kind"] not in KINDS:
+            problems.add(
+                path.name, None, f"content files are named KIND.LOCALE.md with KIND one of {', '.join(KINDS)}"
+            )
+            continue
+        try:
+            locale = get_locale(match["locale"]).code
+        except LocaleError as err:
+            problems.add(path.name, None, str(err))
+            continue
+        kind = match["kind"]
+        if (kind, locale) in seen:
+            problems.add(path.name, None, f"the {kind} in {locale} is already given by {seen[kind, locale]}")
+            continue
+        seen[kind, locale] = path.name
+        content = _read_content_file(path, kind, locale, problems)
+        if content is not None:
+            contents.append(content)
+    return contents
+
+
+def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) -> ContentSpec | None:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        problems.add(path.name, None, f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8")
+        return None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        problems.add(
+            path.name, 1, "the file must start with front matter: a line '---', subject: ..., then '---'"
+        )
+        return None
+    try:
+        end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---")
+    except StopIteration:
+        problems.add(path.name, 1, "the front matter is not closed by a line '---'")
+        return None
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 2 if err.problem_mark else 1
+        problems.add(path.name, line, f"invalid front matter: {err.problem}")
+        return None
+    if not isinstance(meta, dict):
+        problems.add(path.name, 2, "the front matter must be keys such as subject: and preheader:")
+        return None
+    unknown_keys = set(meta) - {"subject", "preheader"}
+    if unknown_keys:
+        problems.add(
+            path.name, 2, f"unknown front matter key(s): {', '.join(sorted(map(str, unknown_keys)))}"
+        )
+    subject = meta.get("subject")
+    if not isinstance(subject, str) or not subject.strip():
+        problems.add(path.name, 2, "subject is missing from the front matter")
+        return None
+    preheader = meta.get("preheader") or ""
+    if not isinstance(preheader, str):
+        problems.add(path.name, 2, "preheader must be a text")
+        return None
+    for name, value in (("subject", subject), ("preheader", preheader)):
+        if "\n" in value.strip() or len(value) > 300:
+            problems.add(path.name, 2, f"{name} must be one line of at most 300 characters")
+    body = "\n".join(lines[end + 1 :]).strip("\n")
+    if not body.strip():
+        problems.add(path.name, end + 2, "the body is empty")
+    allowed = KINDS[kind]
+    for text_part, first_line in ((subject, 2), (preheader, 2), (body, end + 2)):
+        for problem in find_unknown_placeholders(text_part, allowed, first_line):
+            known = ", ".join("{" + p + "}" for p in sorted(allowed)) or "none"
+            problems.add(
+                path.name, problem.line, f"unknown placeholder {problem.text} (allowed in a {kind}: {known})"
+            )
+    return ContentSpec(kind, locale, subject.strip(), preheader.strip(), body + "\n", path.name)
+
+
+def load_campaign(db: Database, folder: Path) -> tuple[CampaignSpec, bool]:
+    """Validate a folder and store it (replacing an earlier load of the same slug); True when new."""
+    spec = parse_campaign_folder(folder)
+    with db.session() as session:
+        created = repo.save_campaign(session, spec)
+    return spec, created
+
+
+def completeness(db: Database, slug: str) -> list[LocaleCompleteness]:
+    """Per locale (enabled ones first): title, alert and letter present or not."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        present = repo.content_kinds(session, campaign.id)
+    needs_letter = any(kind == "letter" for kind, _ in present)
+    codes = list(campaign.locales) + [c for c in LOCALE_CODES if c not in campaign.locales]
+    report = []
+    for code in codes:
+        enabled = code in campaign.locales
+        has_any = enabled or any(locale == code for _, locale in present)
+        if not has_any:
+            continue
+        report.append(
+            LocaleCompleteness(
+                locale=code,
+                enabled=enabled,
+                translation_status=campaign.translation_status.get(code, "-"),
+                title=code in campaign.title,
+                alert=("alert", code) in present,
+                letter=("letter", code) in present,
+                needs_letter=needs_letter,
+            )
+        )
+    return report

@@ -1,0 +1,700 @@
+"""The ``mailer`` command: a thin edge that parses options, calls one use-case and reports.
+
+Exit status 0 on success; on failure a reason on stderr and a non-zero status. Commands that report take
+``--json`` and then print one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mailer import campaigns, i18n_admin, mailouts, supporters, targets
+from mailer.config import Settings
+from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
+from mailer.errors import MailerError
+from mailer.i18n import _, ngettext
+from mailer.locales import REGISTRY
+from mailer.runtime import Runtime
+from mailer.store import upgrade_database
+from mailer.tasking import QUEUES
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help=_(
+        "Multilingual email campaigns for human-rights defenders: alerts to supporters, letters to officials."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help=_("Create and upgrade the database."), no_args_is_help=True)
+i18n_app = typer.Typer(
+    help=_("Extract, update, compile and check the translation catalogs."), no_args_is_help=True
+)
+campaign_app = typer.Typer(help=_("Load, list and check campaigns."), no_args_is_help=True)
+supporters_app = typer.Typer(help=_("Import supporters."), no_args_is_help=True)
+targets_app = typer.Typer(help=_("Import and list the officials supporters write to."), no_args_is_help=True)
+mailout_app = typer.Typer(help=_("Launch mailouts and follow their progress."), no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(i18n_app, name="i18n")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(supporters_app, name="supporters")
+app.add_typer(targets_app, name="targets")
+app.add_typer(mailout_app, name="mailout")
+
+JsonOption = Annotated[bool, typer.Option("--json", help=_("Print one JSON document on stdout."))]
+
+
+def fail(message: str) -> NoReturn:
+    err.print(_("error: %(reason)s") % {"reason": message}, markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the engine's errors into a reason on stderr and exit status 1, never a stack trace."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MailerError as error:
+            fail(str(error))
+
+    return wrapper
+
+
+@contextmanager
+def runtime(check_schema: bool = True) -> Iterator[Runtime]:
+    rt = Runtime(Settings.from_env())
+    try:
+        if check_schema:
+            rt.db.check_current()
+        yield rt
+    finally:
+        rt.close()
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+
+
+# db
+
+
+@db_app.command("upgrade")
+@reports_errors
+def db_upgrade() -> None:
+    """Create the database schema, or migrate it to the newest version."""
+    settings = Settings.from_env()
+    upgrade_database(settings.database_url)
+    out.print(_("The database is up to date."))
+
+
+# i18n
+
+
+@i18n_app.command("extract")
+@reports_errors
+def i18n_extract() -> None:
+    """Collect translatable strings from the code and templates into translations/messages.pot."""
+    count = i18n_admin.extract()
+    out.print(ngettext("Extracted %(num)d message.", "Extracted %(num)d messages.", count) % {"num": count})
+
+
+@i18n_app.command("update")
+@reports_errors
+def i18n_update() -> None:
+    """Bring every locale's catalog in line with messages.pot (creating missing catalogs)."""
+    for code, created in i18n_admin.update():
+        message = _("%(locale)s: catalog created") if created else _("%(locale)s: catalog updated")
+        out.print(message % {"locale": code})
+
+
+@i18n_app.command("compile")
+@reports_errors
+def i18n_compile() -> None:
+    """Compile every catalog to a .mo file."""
+    for code, count in i18n_admin.compile_catalogs():
+        out.print(
+            ngettext("%(locale)s: %(num)d message compiled", "%(locale)s: %(num)d messages compiled", count)
+            % {"locale": code, "num": count}
+        )
+
+
+@i18n_app.command("status")
+@reports_errors
+def i18n_status(as_json: JsonOption = False) -> None:
+    """Percent translated per locale; exits non-zero when one is below 100%."""
+    rows = i18n_admin.status()
+    if as_json:
+        emit_json([row.to_json() for row in rows])
+    else:
+        table = Table(title=_("Translation catalogs"))
+        for header in (
+            _("Locale"),
+            _("Translated"),
+            _("Fuzzy"),
+            _("Untranslated"),
+            _("Percent"),
+            _("Review"),
+        ):
+            table.add_column(header)
+        for row in rows:
+            table.add_row(
+                row.locale,
+                str(row.translated),
+                str(row.fuzzy),
+                str(row.untranslated),
+                f"{row.percent:.0f}%",
+                row.review_status,
+            )
+        out.print(table)
+    if any(row.percent < 100 for row in rows):
+        raise typer.Exit(1)
+
+
+# campaign
+
+
+@campaign_app.command("load")
+@reports_errors
+def campaign_load(
+    folder: Annotated[Path, typer.Argument(help=_("The campaign folder (campaign.yaml and *.md)."))],
+) -> None:
+    """Validate a campaign folder and store it (a new load of the same slug replaces the old)."""
+    with runtime() as rt:
+        spec, created = campaigns.load_campaign(rt.db, folder)
+    message = _("Campaign %(slug)s loaded.") if created else _("Campaign %(slug)s updated.")
+    out.print(message % {"slug": spec.slug})
+    drafts = [code for code, status in spec.translation_status.items() if status == "draft"]
+    if drafts:
+        err.print(
+            _(
+                "Note: the translations in %(locales)s are drafts; have a native speaker review them before a real launch."
+            )
+            % {"locales": ", ".join(drafts)}
+        )
+
+
+@campaign_app.command("check")
+@reports_errors
+def campaign_check(slug: str, as_json: JsonOption = False) -> None:
+    """Completeness per locale; exits non-zero when an enabled locale lacks content."""
+    with runtime() as rt:
+        report = campaigns.completeness(rt.db, slug)
+    incomplete = [row for row in report if row.enabled and not row.complete]
+    if as_json:
+        emit_json(
+            {
+                "campaign": slug,
+                "complete": not incomplete,
+                "locales": [
+                    {
+                        "locale": row.locale,
+                        "enabled": row.enabled,
+                        "translation_status": row.translation_status,
+                        "title": row.title,
+                        "alert": row.alert,
+                        "letter": row.letter,
+                        "complete": row.complete,
+                        "missing": row.missing,
+                    }
+                    for row in report
+                ],
+            }
+        )
+    else:
+        yes, no = _("yes"), _("missing")
+        table = Table(title=_("Campaign %(slug)s") % {"slug": slug})
+        for header in (_("Locale"), _("Enabled"), _("Translation"), _("Title"), _("Alert"), _("Letter")):
+            table.add_column(header)
+        for row in report:
+            table.add_row(
+                f"{row.locale} ({REGISTRY[row.locale].native_name})",
+                yes if row.enabled else _("no"),
+                _translation_status_label(row.translation_status),
+                yes if row.title else no,
+                yes if row.alert else no,
+                (yes if row.letter else no) if row.needs_letter else "-",
+            )
+        out.print(table)
+        for row in incomplete:
+            err.print(
+                _("%(locale)s is enabled but lacks: %(missing)s")
+                % {"locale": row.locale, "missing": ", ".join(row.missing)}
+            )
+    if incomplete:
+        raise typer.Exit(1)
+
+
+def _translation_status_label(status: str) -> str:
+    labels = {
+        "source": _("source text"),
+        "draft": _("draft: needs native review"),
+        "reviewed": _("reviewed"),
+    }
+    return labels.get(status, status)
+
+
+@campaign_app.command("list")
+@reports_errors
+def campaign_list(as_json: JsonOption = False) -> None:
+    """The campaigns in the database."""
+    from mailer.store import repository as repo  # the listing is a plain query
+
+    with runtime() as rt, rt.db.session() as session:
+        rows = [
+            (c.slug, c.title, list(c.locales), dict(c.translation_status))
+            for c in repo.list_campaigns(session)
+        ]
+    if as_json:
+        emit_json([{"slug": s, "title": t, "locales": loc, "translations": tr} for s, t, loc, tr in rows])
+        return
+    table = Table(title=_("Campaigns"))
+    table.add_column(_("Slug"))
+    table.add_column(_("Title"))
+    table.add_column(_("Locales"))
+    for slug, title, locales, statuses in rows:
+        table.add_row(
+            slug,
+            title.get("en") or next(iter(title.values())),
+            ", ".join(f"{c} ({statuses.get(c, '-')})" for c in locales),
+        )
+    out.print(table)
+
+
+# supporters
+
+
+@supporters_app.command("import")
+@reports_errors
+def supporters_import(
+    file: Annotated[
+        Path, typer.Argument(help=_("A CSV file with columns email,name,locale,governorate[,tags]."))
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Import supporters from CSV: rows are validated, duplicates merged, bad rows reported by number."""
+    with runtime() as rt:
+        report = supporters.import_supporters(rt.db, file)
+    if as_json:
+        emit_json(
+            {
+                "file": report.file,
+                "rows": report.rows_read,
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "merged_duplicates": report.merged_duplicates,
+                "rejected": [{"row": e.row, "field": e.field, "reason": e.reason} for e in report.rejected],
+            }
+        )
+        return
+    for error in report.rejected:
+        err.print(
+            _("%(file)s: row %(row)d, %(field)s: %(reason)s")
+            % {
+                "file": report.file,
+                "row": error.row,
+                "field": error.field,
+                "reason": error.reason,
+            },
+            markup=False,
+        )
+    table = Table(title=_("Import of %(file)s") % {"file": report.file})
+    table.add_column(_("Rows read"))
+    table.add_column(_("New"))
+    table.add_column(_("Updated"))
+    table.add_column(_("Unchanged"))
+    table.add_column(_("Duplicates merged"))
+    table.add_column(_("Rejected"))
+    table.add_row(
+        *(
+            str(n)
+            for n in (
+                report.rows_read,
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.merged_duplicates,
+                len(report.rejected),
+            )
+        )
+    )
+    out.print(table)
+
+
+# targets
+
+
+@targets_app.command("import")
+@reports_errors
+def targets_import(file: Annotated[Path, typer.Argument(help=_("A YAML list of officials."))]) -> None:
+    """Import officials (existing slugs are updated)."""
+    with runtime() as rt:
+        report = targets.import_targets(rt.db, file)
+    for error in report.rejected:
+        err.print(
+            _("%(file)s: entry %(row)d, %(field)s: %(reason)s")
+            % {
+                "file": report.file,
+                "row": error.row,
+                "field": error.field,
+                "reason": error.reason,
+            },
+            markup=False,
+        )
+    out.print(
+        _("Officials: %(new)d new, %(updated)d updated, %(rejected)d rejected.")
+        % {
+            "new": report.created,
+            "updated": report.updated,
+            "rejected": len(report.rejected),
+        }
+    )
+
+
+@targets_app.command("list")
+@reports_errors
+def targets_list(as_json: JsonOption = False) -> None:
+    """The officials directory."""
+    from mailer.store import repository as repo
+
+    with runtime() as rt, rt.db.session() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "slug": t.slug,
+                "institution": t.institution,
+                "title": t.title,
+                "governorate": t.governorate,
+                "email": t.email,
+                "letter_locale": t.letter_locale,
+                "status": t.status,
+                "verified_on": t.verified_on.isoformat() if t.verified_on else None,
+            }
+            for t in repo.list_targets(session)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=_("Officials"))
+    for header in (_("Slug"), _("Institution"), _("Governorate"), _("Letter language"), _("Status")):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(
+            row["slug"],
+            row["institution"]["en"],
+            row["governorate"] or _("national"),
+            row["letter_locale"],
+            row["status"],
+        )
+    out.print(table)
+
+
+# mailout
+
+
+def _status_table(status: mailouts.MailoutStatus) -> Table:
+    table = Table(
+        title=_("Mailout %(id)d (%(campaign)s): %(status)s")
+        % {
+            "id": status.id,
+            "campaign": status.campaign,
+            "status": _mailout_state_label(status.status),
+        }
+    )
+    table.add_column(_("Locale"))
+    shown = [s for s in mailouts.MESSAGE_STATES if status.counts.get(s) or s in ("queued", "sent")]
+    for state in shown:
+        table.add_column(_message_state_label(state), justify="right")
+    for code, counts in status.by_locale.items():
+        table.add_row(f"{code} ({REGISTRY[code].native_name})", *(str(counts.get(s, 0)) for s in shown))
+    table.add_row(_("all"), *(str(status.counts.get(s, 0)) for s in shown), style="bold")
+    return table
+
+
+def _message_state_label(state: str) -> str:
+    labels = {
+        "queued": _("queued"),
+        "sending": _("sending"),
+        "sent": _("sent"),
+        "failed": _("failed"),
+        "unknown": _("unknown"),
+        "suppressed": _("suppressed"),
+    }
+    return labels.get(state, state)
+
+
+def _mailout_state_label(state: str) -> str:
+    labels = {
+        "draft": _("draft"),
+        "scheduled": _("scheduled"),
+        "running": _("running"),
+        "paused": _("paused"),
+        "finished": _("finished"),
+        "cancelled": _("cancelled"),
+    }
+    return labels.get(state, state)
+
+
+def _watch(rt: Runtime, mailout_id: int, quiet: bool = False) -> mailouts.MailoutStatus:
+    """Follow a mailout until nothing is left to send (a progress bar on a terminal, plain lines otherwise)."""
+    status = mailouts.mailout_status(rt.db, mailout_id)
+    if quiet:
+        while status.status == "running":
+            time.sleep(0.5)
+            status = mailouts.mailout_status(rt.db, mailout_id)
+        return status
+    if not out.is_terminal:
+        last = -1
+        while True:
+            if status.done != last:
+                out.print(
+                    _("mailout %(id)d: %(done)d of %(total)d done (%(status)s)")
+                    % {
+                        "id": mailout_id,
+                        "done": status.done,
+                        "total": status.total,
+                        "status": _mailout_state_label(status.status),
+                    }
+                )
+                last = status.done
+            if status.status != "running":
+                return status
+            time.sleep(0.5)
+            status = mailouts.mailout_status(rt.db, mailout_id)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as progress:
+        task = progress.add_task(_("Sending"), total=status.total or 1, completed=status.done)
+        while status.status == "running":
+            time.sleep(0.25)
+            status = mailouts.mailout_status(rt.db, mailout_id)
+            progress.update(task, total=status.total or 1, completed=status.done)
+    return status
+
+
+@mailout_app.command("launch")
+@reports_errors
+def mailout_launch(
+    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segment", help=_("KEY=VALUE, such as locale=ar or governorate=Basra; repeat to widen.")
+        ),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fallback", help=_("FROM=TO: send readers of FROM the content in TO, such as ckb=en.")
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Launch the campaign's alert to a segment; launching the same mailout again sends nothing twice."""
+    with runtime() as rt:
+        result = mailouts.launch_mailout(
+            rt.db,
+            rt.backend,
+            slug,
+            mailouts.parse_segment(segment or []),
+            mailouts.parse_fallbacks(fallback or []),
+            batch_size=rt.settings.batch_size,
+        )
+        status = mailouts.mailout_status(rt.db, result.mailout_id)
+    if as_json:
+        emit_json({**status.to_json(), "created": result.created, "new_messages": result.new_messages})
+        return
+    _print_launch(result, status)
+
+
+def _print_launch(result: mailouts.LaunchResult, status: mailouts.MailoutStatus) -> None:
+    if result.created:
+        out.print(
+            ngettext(
+                "Mailout %(id)d created with %(num)d message.",
+                "Mailout %(id)d created with %(num)d messages.",
+                result.new_messages,
+            )
+            % {"id": result.mailout_id, "num": result.new_messages}
+        )
+    elif result.new_messages:
+        out.print(
+            ngettext(
+                "Mailout %(id)d already existed: %(num)d new supporter added.",
+                "Mailout %(id)d already existed: %(num)d new supporters added.",
+                result.new_messages,
+            )
+            % {"id": result.mailout_id, "num": result.new_messages}
+        )
+    else:
+        out.print(
+            ngettext(
+                "Mailout %(id)d was launched before and has no new supporter; nothing is sent twice (%(num)d message in its ledger).",
+                "Mailout %(id)d was launched before and has no new supporter; nothing is sent twice (%(num)d messages in its ledger).",
+                status.total,
+            )
+            % {"id": result.mailout_id, "num": status.total}
+        )
+    for source, target in result.content_locales.items():
+        if source != target:
+            out.print(
+                _("Readers of %(source)s receive the %(target)s content (fallback you chose).")
+                % {
+                    "source": source,
+                    "target": target,
+                }
+            )
+    out.print(_status_table(status))
+
+
+@mailout_app.command("status")
+@reports_errors
+def mailout_status_command(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    watch: Annotated[bool, typer.Option("--watch", help=_("Follow the mailout until it stops."))] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Counts by state and by locale."""
+    with runtime() as rt:
+        status = (
+            _watch(rt, mailout_id, quiet=as_json) if watch else mailouts.mailout_status(rt.db, mailout_id)
+        )
+    if as_json:
+        emit_json(status.to_json())
+    else:
+        out.print(_status_table(status))
+
+
+# worker
+
+
+@app.command("worker")
+@reports_errors
+def worker(
+    concurrency: Annotated[int, typer.Option(help=_("Worker processes."))] = 2,
+    queues: Annotated[str, typer.Option(help=_("Comma-separated queues to serve."))] = ",".join(QUEUES),
+    loglevel: Annotated[str, typer.Option(help=_("Log level."))] = "info",
+) -> None:
+    """Start a Celery worker on MAILER_BROKER_URL that sends the queued batches."""
+    with runtime() as rt:
+        names = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = [q for q in names if q not in QUEUES]
+        if unknown:
+            fail(
+                _("unknown queue(s): %(names)s (known: %(known)s)")
+                % {"names": ", ".join(unknown), "known": ", ".join(QUEUES)}
+            )
+        rt.backend.run_worker(names, concurrency, loglevel)
+
+
+# demo
+
+
+@app.command("demo")
+@reports_errors
+def demo(
+    folder: Annotated[
+        Path, typer.Option("--dir", help=_("Folder for the demo's database and outbox."))
+    ] = Path("mailer-demo"),
+    no_launch: Annotated[
+        bool, typer.Option("--no-launch", help=_("Prepare the database, then stop."))
+    ] = False,
+) -> None:
+    """Load the seed campaign and demo supporters, then send the mailout into the outbox."""
+    started = time.monotonic()
+    settings = demo_settings(folder)
+    rt = Runtime(settings)
+    try:
+        prepared = prepare_demo(rt)
+        out.print(_("Demo folder: %(path)s") % {"path": folder.resolve()})
+        out.print(
+            _("Campaign %(slug)s loaded; %(num)d supporters; %(officials)d officials.")
+            % {
+                "slug": prepared.campaign.slug,
+                "num": prepared.supporters.created
+                + prepared.supporters.updated
+                + prepared.supporters.unchanged,
+                "officials": prepared.targets.created + prepared.targets.updated,
+            }
+        )
+        drafts = [c for c, s in prepared.campaign.translation_status.items() if s == "draft"]
+        if drafts:
+            out.print(
+                _("The translations in %(locales)s are drafts for native review.")
+                % {"locales": ", ".join(drafts)}
+            )
+        if no_launch:
+            out.print(
+                _("Prepared. Launch it yourself with: mailer mailout launch %(slug)s")
+                % {"slug": SEED_CAMPAIGN}
+            )
+            return
+        result = mailouts.launch_mailout(
+            rt.db, rt.backend, SEED_CAMPAIGN, {}, {}, batch_size=settings.batch_size
+        )
+        status = mailouts.mailout_status(rt.db, result.mailout_id)
+        if status.status == "running":
+            status = _watch(rt, result.mailout_id)
+        _print_launch(result, status)
+        _print_demo_samples(rt, status)
+        out.print(_("Done in %(seconds).1f s.") % {"seconds": time.monotonic() - started})
+    finally:
+        rt.close()
+
+
+def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
+    from mailer.store import repository as repo
+
+    with rt.db.session() as session:
+        samples = repo.sample_provider_ids(session, status.id)
+    table = Table(title=_("Messages per language"))
+    table.add_column(_("Locale"))
+    table.add_column(_("Recipients"), justify="right")
+    table.add_column(_("Sent"), justify="right")
+    table.add_column(_("Sample message"))
+    for code, counts in status.by_locale.items():
+        sample = samples.get(code)
+        path = (
+            str(rt.settings.outbox_dir / sample)
+            if sample and rt.settings.transport == "outbox"
+            else (sample or "-")
+        )
+        table.add_row(
+            f"{code} ({REGISTRY[code].native_name})",
+            str(sum(counts.values())),
+            str(counts.get("sent", 0)),
+            path,
+        )
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``mailer`` command."""
+    try:
+        app()
+    except MailerError as error:  # errors raised while options are parsed
+        err.print(_("error: %(reason)s") % {"reason": str(error)}, markup=False)
+        sys.exit(1)

@@ -1,0 +1,120 @@
+"""Rendering emails: one cached Jinja2 environment per locale, with that locale's catalog installed.
+
+An alert is rendered once per (campaign, locale) into a :class:`PreparedEmail` whose placeholders are still
+markers (CSS is inlined once, then); :meth:`PreparedEmail.personalise` fills in each recipient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+
+from mailer.content import RLM, insert_markers, markdown_to_html, markdown_to_text, marker, substitute
+from mailer.errors import RenderError
+from mailer.i18n import format_date, translations
+from mailer.locales import Locale, get_locale
+from mailer.resources import resource_dir
+
+FONT_STACK = "-apple-system, Segoe UI, Tahoma, Arial, Noto Sans, Noto Naskh Arabic, sans-serif"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One recipient's message, ready for a transport."""
+
+    locale: str
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PreparedEmail:
+    """A message rendered for one locale, with placeholder markers still in it."""
+
+    locale: Locale
+    subject: str
+    html: str
+    text: str
+
+    def personalise(self, values: Mapping[str, str]) -> RenderedEmail:
+        """Fill in one recipient's values, escaped for each part."""
+        rtl = self.locale.is_rtl
+        subject = " ".join(substitute(self.subject, values, for_html=False).split())
+        return RenderedEmail(
+            locale=self.locale.code,
+            subject=subject,
+            html=substitute(self.html, values, for_html=True, rtl=rtl),
+            text=substitute(self.text, values, for_html=False),
+        )
+
+
+@dataclass(frozen=True)
+class AlertContent:
+    """What the coordinator wrote for one locale."""
+
+    campaign_title: str
+    subject: str
+    preheader: str
+    body: str
+
+
+class Renderer:
+    """Renders the project's email templates in any registry locale."""
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        self.templates_dir = templates_dir or resource_dir("templates")
+        self._environments: dict[str, Environment] = {}
+
+    def environment(self, code: str) -> Environment:
+        locale = get_locale(code)
+        env = self._environments.get(locale.code)
+        if env is None:
+            env = Environment(
+                loader=FileSystemLoader(self.templates_dir),
+                autoescape=select_autoescape(["html"]),
+                undefined=StrictUndefined,
+                extensions=["jinja2.ext.i18n"],
+                keep_trailing_newline=False,
+            )
+            env.install_gettext_translations(translations(locale.code), newstyle=True)  # type: ignore[attr-defined]
+            self._environments[locale.code] = env
+        return env
+
+    def render_alert(self, content: AlertContent, code: str, sent_on: dt.date) -> PreparedEmail:
+        """The alert in one locale, CSS inlined, placeholders left as markers."""
+        locale = get_locale(code)
+        context = {
+            "locale": locale,
+            "align": "right" if locale.is_rtl else "left",
+            "opposite": "left" if locale.is_rtl else "right",
+            "font_stack": FONT_STACK,
+            "rtl_mark": RLM if locale.is_rtl else "",
+            "campaign_title": content.campaign_title,
+            "subject": insert_markers(content.subject),
+            "preheader": insert_markers(content.preheader),
+            "content_html": markdown_to_html(content.body, rtl=locale.is_rtl),
+            "content_text": markdown_to_text(content.body, rtl=locale.is_rtl).rstrip("\n"),
+            "unsubscribe_url": marker("unsubscribe_url"),
+            "sent_on": format_date(sent_on, locale.code),
+        }
+        env = self.environment(locale.code)
+        try:
+            subject = env.get_template("email/alert/subject.txt").render(context).strip()
+            html = env.get_template("email/alert/body.html").render(context)
+            text = env.get_template("email/alert/body.txt").render(context)
+        except TemplateError as err:
+            raise RenderError(f"alert template in {locale.code}: {err}") from err
+        return PreparedEmail(locale=locale, subject=subject, html=_inliner().inline(html), text=text + "\n")
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    # Remote stylesheets are never fetched: rendering must not touch the network.
+    return css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)

@@ -1,0 +1,301 @@
+"""Every query the engine makes. Use-cases call these with a session; nothing else writes SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailer.errors import NotFoundError
+from mailer.store.models import (
+    Campaign,
+    CampaignContent,
+    Mailout,
+    Message,
+    Supporter,
+    Suppression,
+    Target,
+)
+
+if TYPE_CHECKING:
+    from mailer.campaigns import CampaignSpec
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL both do)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# Campaigns
+
+
+def save_campaign(session: Session, spec: CampaignSpec) -> bool:
+    """Insert or replace a campaign and all its content; True when it is new."""
+    campaign = session.scalar(select(Campaign).where(Campaign.slug == spec.slug))
+    created = campaign is None
+    if campaign is None:
+        campaign = Campaign(slug=spec.slug)
+        session.add(campaign)
+    campaign.title = spec.title
+    campaign.default_locale = spec.default_locale
+    campaign.locales = list(spec.locales)
+    campaign.translation_status = spec.translation_status
+    campaign.manifest = spec.manifest
+    session.flush()
+    session.query(CampaignContent).filter(CampaignContent.campaign_id == campaign.id).delete()
+    session.add_all(
+        CampaignContent(
+            campaign_id=campaign.id,
+            kind=c.kind,
+            locale=c.locale,
+            subject=c.subject,
+            preheader=c.preheader,
+            body=c.body,
+            source_file=c.source_file,
+        )
+        for c in spec.contents
+    )
+    return created
+
+
+def get_campaign(session: Session, slug: str) -> Campaign:
+    campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+    if campaign is None:
+        raise NotFoundError(f"no campaign {slug!r}: load it first with `mailer campaign load FOLDER`")
+    return campaign
+
+
+def list_campaigns(session: Session) -> Sequence[Campaign]:
+    return session.scalars(select(Campaign).order_by(Campaign.slug)).all()
+
+
+def content_kinds(session: Session, campaign_id: int) -> set[tuple[str, str]]:
+    rows = session.execute(
+        select(CampaignContent.kind, CampaignContent.locale).where(CampaignContent.campaign_id == campaign_id)
+    )
+    return {(kind, locale) for kind, locale in rows}
+
+
+def get_content(session: Session, campaign_id: int, kind: str, locale: str) -> CampaignContent:
+    content = session.scalar(
+        select(CampaignContent).where(
+            CampaignContent.campaign_id == campaign_id,
+            CampaignContent.kind == kind,
+            CampaignContent.locale == locale,
+        )
+    )
+    if content is None:
+        raise NotFoundError(f"the campaign has no {kind} in {locale}")
+    return content
+
+
+# Supporters
+
+
+def supporters_by_email_key(session: Session, keys: Iterable[str]) -> dict[str, Supporter]:
+    found: dict[str, Supporter] = {}
+    key_list = list(keys)
+    for start in range(0, len(key_list), 500):
+        chunk = key_list[start : start + 500]
+        for supporter in session.scalars(select(Supporter).where(Supporter.email_key.in_(chunk))):
+            found[supporter.email_key] = supporter
+    return found
+
+
+def count_supporters_by_locale(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Supporter.locale, func.count()).group_by(Supporter.locale))
+    return {locale: count for locale, count in rows}
+
+
+def _segment_filter(segment: Mapping[str, Sequence[str]]) -> list[Any]:
+    conditions: list[Any] = []
+    if segment.get("locale"):
+        conditions.append(Supporter.locale.in_(segment["locale"]))
+    if segment.get("governorate"):
+        conditions.append(Supporter.governorate.in_(segment["governorate"]))
+    return conditions
+
+
+def segment_supporters_page(
+    session: Session, segment: Mapping[str, Sequence[str]], after_id: int, limit: int
+) -> Sequence[tuple[int, str, list[str]]]:
+    """One keyset page of (id, locale, tags) of the supporters in a segment who are not suppressed."""
+    suppressed = exists().where(
+        and_(Suppression.email_key == Supporter.email_key, Suppression.scope == "supporter")
+    )
+    query = (
+        select(Supporter.id, Supporter.locale, Supporter.tags)
+        .where(Supporter.id > after_id, ~suppressed, *_segment_filter(segment))
+        .order_by(Supporter.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1], list(row[2] or [])) for row in session.execute(query)]
+
+
+def get_supporters(session: Session, ids: Iterable[int]) -> dict[int, Supporter]:
+    return {s.id: s for s in session.scalars(select(Supporter).where(Supporter.id.in_(list(ids))))}
+
+
+def is_suppressed(session: Session, email_key: str, scope: str) -> bool:
+    return bool(
+        session.scalar(
+            select(func.count()).where(Suppression.email_key == email_key, Suppression.scope == scope)
+        )
+    )
+
+
+# Targets
+
+
+def targets_by_slug(session: Session, slugs: Iterable[str]) -> dict[str, Target]:
+    return {t.slug: t for t in session.scalars(select(Target).where(Target.slug.in_(list(slugs))))}
+
+
+def list_targets(session: Session) -> Sequence[Target]:
+    return session.scalars(select(Target).order_by(Target.slug)).all()
+
+
+# Mailouts
+
+
+def find_mailout(session: Session, campaign_id: int, segment_key: str) -> Mailout | None:
+    return session.scalar(
+        select(Mailout).where(Mailout.campaign_id == campaign_id, Mailout.segment_key == segment_key)
+    )
+
+
+def create_mailout(session: Session, mailout: Mailout) -> Mailout | None:
+    """Insert a mailout; None when one for the same campaign and segment exists (a concurrent launch won)."""
+    try:
+        with session.begin_nested():
+            session.add(mailout)
+            session.flush()
+    except IntegrityError:
+        return None
+    return mailout
+
+
+def get_mailout(session: Session, mailout_id: int) -> Mailout:
+    mailout = session.get(Mailout, mailout_id)
+    if mailout is None:
+        raise NotFoundError(f"no mailout {mailout_id}")
+    return mailout
+
+
+def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert ledger rows, skipping those whose idempotency key exists; the number inserted."""
+    if not rows:
+        return 0
+    statement = _insert(session)(Message).values(list(rows))
+    statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result = cast(CursorResult[Any], session.execute(statement))
+    return int(result.rowcount or 0)
+
+
+def queued_message_ids(session: Session, mailout_id: int, now: dt.datetime) -> dict[str, list[int]]:
+    """Ids of the messages ready to send, per locale, in id order."""
+    rows = session.execute(
+        select(Message.locale, Message.id)
+        .where(
+            Message.mailout_id == mailout_id,
+            Message.status == "queued",
+            (Message.not_before.is_(None)) | (Message.not_before <= now),
+        )
+        .order_by(Message.locale, Message.id)
+    )
+    grouped: dict[str, list[int]] = {}
+    for locale, message_id in rows:
+        grouped.setdefault(locale, []).append(message_id)
+    return grouped
+
+
+def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Move queued messages to 'sending' and return the ids this caller won (others skipped them)."""
+    statement = (
+        update(Message)
+        .where(
+            Message.id.in_(list(message_ids)),
+            Message.status == "queued",
+            (Message.not_before.is_(None)) | (Message.not_before <= now),
+        )
+        .values(status="sending", claimed_at=now, attempts=Message.attempts + 1, updated_at=now)
+        .returning(Message.id)
+    )
+    return sorted(session.scalars(statement).all())
+
+
+def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.id.in_(list(ids))).order_by(Message.id)))
+
+
+def finish_message(session: Session, message_id: int, status: str, now: dt.datetime, **values: Any) -> None:
+    """Record the outcome of a claimed message (only while it is still 'sending')."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "sending")
+        .values(status=status, updated_at=now, **values)
+    )
+
+
+def message_counts(session: Session, mailout_id: int) -> dict[str, dict[str, int]]:
+    """Counts of messages by locale and status."""
+    rows = session.execute(
+        select(Message.locale, Message.status, func.count())
+        .where(Message.mailout_id == mailout_id)
+        .group_by(Message.locale, Message.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for locale, status, count in rows:
+        counts.setdefault(locale, {})[status] = count
+    return counts
+
+
+def sample_provider_ids(session: Session, mailout_id: int) -> dict[str, str]:
+    """One sent message's provider id per locale (the demo shows where to look)."""
+    rows = session.execute(
+        select(Message.locale, func.min(Message.provider_message_id))
+        .where(Message.mailout_id == mailout_id, Message.status == "sent")
+        .group_by(Message.locale)
+    )
+    return {locale: provider_id for locale, provider_id in rows if provider_id}
+
+
+def finish_mailout_if_done(session: Session, mailout_id: int, now: dt.datetime) -> bool:
+    """Mark a running mailout finished when no message is left to send; True when this call did it."""
+    pending = exists().where(Message.mailout_id == mailout_id, Message.status.in_(("queued", "sending")))
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Mailout)
+            .where(Mailout.id == mailout_id, Mailout.status == "running", ~pending)
+            .values(status="finished", finished_at=now)
+        ),
+    )
+    return bool(result.rowcount)
+
+
+def segment_locales(session: Session, segment: Mapping[str, Sequence[str]]) -> set[str]:
+    """The locales of the supporters in a segment."""
+    rows = session.execute(select(Supporter.locale).where(*_segment_filter(segment)).distinct())
+    return {locale for (locale,) in rows}
+
+
+def suppressed_keys(session: Session, email_keys: Sequence[str], scope: str) -> set[str]:
+    """Which of these addresses are suppressed in a scope."""
+    found: set[str] = set()
+    for start in range(0, len(email_keys), 500):
+        chunk = list(email_keys[start : start + 500])
+        found.update(
+            session.scalars(
+                select(Suppression.email_key).where(
+                    Suppression.email_key.in_(chunk), Suppression.scope == scope
+                )
+            )
+        )
+    return found

@@ -1,0 +1,232 @@
+"""Importing supporters from CSV: validate every row, merge duplicates, store all good rows at once.
+
+Bad rows are reported (row number, field, reason) and skipped; a problem with the file itself (encoding,
+header) stores nothing at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailer.errors import ImportFileError, ImportRowError, LocaleError
+from mailer.governorates import find_governorate
+from mailer.locales import get_locale
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Supporter
+
+REQUIRED_COLUMNS = ("email", "name", "locale", "governorate")
+OPTIONAL_COLUMNS = ("tags",)
+MAX_NAME = 200
+# Characters a spreadsheet would run as a formula when a cell starts with them.
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+# Format characters that are part of writing Kurdish and Arabic, and so allowed in names.
+ALLOWED_FORMAT_CHARS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
+
+
+@dataclass(frozen=True)
+class SupporterRow:
+    row: int
+    email: str
+    email_key: str
+    name: str
+    locale: str
+    governorate: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass
+class ImportReport:
+    """What an import did; ``rejected`` holds one error per refused row."""
+
+    file: str
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged_duplicates: int = 0
+    rejected: list[ImportRowError] = field(default_factory=list)
+
+
+def decode_csv(data: bytes, filename: str) -> str:
+    """The file's text: UTF-8 with or without a byte-order mark, and nothing else."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ImportFileError(
+            f"{filename}: line {line} is not UTF-8 (byte 0x{data[err.start]:02x}); nothing was imported. "
+            "Save the file as 'CSV UTF-8' (Windows-1256 and other code pages are not accepted)"
+        ) from err
+
+
+def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], list[ImportRowError], int]:
+    """Valid rows, rejected rows and the number of data rows read. Row numbers count the header as 1."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError(f"{filename}: the file is empty; expected a header line") from None
+    except csv.Error as err:
+        raise ImportFileError(f"{filename}: row 1: {err}") from err
+    columns = [column.strip().lower() for column in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s): {', '.join(missing)}")
+        if unknown:
+            problems.append(f"unknown column(s): {', '.join(repr(c) for c in unknown)}")
+        expected = ",".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        raise ImportFileError(f"{filename}: row 1: {'; '.join(problems)} (expected {expected})")
+    if len(set(columns)) != len(columns):
+        raise ImportFileError(f"{filename}: row 1: a column appears twice")
+
+    rows: list[SupporterRow] = []
+    rejected: list[ImportRowError] = []
+    count = 0
+    row_number = 1
+    while True:
+        row_number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise ImportFileError(f"{filename}: row {row_number}: {err}; nothing was imported") from err
+        if not any(cell.strip() for cell in cells):
+            continue
+        count += 1
+        if len(cells) != len(columns):
+            rejected.append(
+                ImportRowError(row_number, "row", f"has {len(cells)} fields, the header has {len(columns)}")
+            )
+            continue
+        try:
+            rows.append(_parse_row(row_number, dict(zip(columns, cells, strict=True))))
+        except ImportRowError as err:
+            rejected.append(err)
+    return rows, rejected, count
+
+
+def _parse_row(row: int, cells: dict[str, str]) -> SupporterRow:
+    raw_email = cells["email"].strip()
+    if not raw_email:
+        raise ImportRowError(row, "email", "is empty")
+    try:
+        email = validate_email(raw_email, check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise ImportRowError(row, "email", f"{raw_email!r} is not a valid address: {err}") from err
+    name = _clean_name(row, cells["name"])
+    try:
+        locale = get_locale(cells["locale"]).code if cells["locale"].strip() else ""
+    except LocaleError as err:
+        raise ImportRowError(row, "locale", str(err)) from err
+    if not locale:
+        raise ImportRowError(row, "locale", "is empty (one of en, ar, ckb, kmr)")
+    governorate = None
+    if cells["governorate"].strip():
+        governorate = find_governorate(cells["governorate"])
+        if governorate is None:
+            raise ImportRowError(row, "governorate", f"unknown governorate {cells['governorate'].strip()!r}")
+    tags = tuple(
+        sorted({t.strip().lower() for t in cells.get("tags", "").replace(",", ";").split(";") if t.strip()})
+    )
+    for tag in tags:
+        if tag.startswith(FORMULA_PREFIXES) or not tag.replace("-", "").replace("_", "").isalnum():
+            raise ImportRowError(row, "tags", f"tag {tag!r} may only hold letters, digits, '-' and '_'")
+    return SupporterRow(row, email, email.lower(), name, locale, governorate, tags)
+
+
+def _clean_name(row: int, raw: str) -> str:
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name:
+        raise ImportRowError(row, "name", "is empty")
+    if "\r" in name or "\n" in name:
+        raise ImportRowError(row, "name", "contains a line break")
+    for char in name:
+        category = unicodedata.category(char)
+        if category == "Cc" or (category == "Cf" and char not in ALLOWED_FORMAT_CHARS):
+            raise ImportRowError(row, "name", f"contains the invisible control character U+{ord(char):04X}")
+    if name.startswith(FORMULA_PREFIXES):
+        raise ImportRowError(row, "name", f"starts with {name[0]!r}, like a spreadsheet formula")
+    if len(name) > MAX_NAME:
+        raise ImportRowError(row, "name", f"is longer than {MAX_NAME} characters")
+    return " ".join(name.split())
+
+
+def merge_duplicates(rows: list[SupporterRow]) -> tuple[list[SupporterRow], int]:
+    """One row per address (case-insensitive): the last row wins, tags are united."""
+    merged: dict[str, SupporterRow] = {}
+    duplicates = 0
+    for row in rows:
+        earlier = merged.get(row.email_key)
+        if earlier is not None:
+            duplicates += 1
+            row = SupporterRow(
+                row.row,
+                row.email,
+                row.email_key,
+                row.name,
+                row.locale,
+                row.governorate,
+                tuple(sorted(set(earlier.tags) | set(row.tags))),
+            )
+        merged[row.email_key] = row
+    return list(merged.values()), duplicates
+
+
+def import_supporters(db: Database, path: Path) -> ImportReport:
+    """Import a CSV of supporters; existing supporters (same address, any case) are updated, never doubled."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImportFileError(f"{path}: cannot be read: {err.strerror}") from err
+    return import_supporters_text(db, decode_csv(data, path.name), path.name)
+
+
+def import_supporters_text(db: Database, text: str, filename: str) -> ImportReport:
+    rows, rejected, count = parse_supporters_csv(text, filename)
+    unique_rows, duplicates = merge_duplicates(rows)
+    report = ImportReport(file=filename, rows_read=count, merged_duplicates=duplicates, rejected=rejected)
+    with db.session() as session:  # one transaction: all good rows or none
+        existing = repo.supporters_by_email_key(session, (r.email_key for r in unique_rows))
+        for row in unique_rows:
+            supporter = existing.get(row.email_key)
+            if supporter is None:
+                session.add(
+                    Supporter(
+                        email=row.email,
+                        email_key=row.email_key,
+                        name=row.name,
+                        locale=row.locale,
+                        governorate=row.governorate,
+                        tags=list(row.tags),
+                    )
+                )
+                report.created += 1
+                continue
+            tags = sorted(set(supporter.tags or []) | set(row.tags))
+            new_values = (row.email, row.name, row.locale, row.governorate, tags)
+            old_values = (
+                supporter.email,
+                supporter.name,
+                supporter.locale,
+                supporter.governorate,
+                supporter.tags,
+            )
+            if new_values == old_values:
+                report.unchanged += 1
+                continue
+            supporter.email, supporter.name, supporter.locale, supporter.governorate, supporter.tags = (
+                new_values
+            )
+            report.updated += 1
+    return report

@@ -1,0 +1,118 @@
+"""The officials directory: who supporters write to, and the language each official reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from email_validator import EmailNotValidError, validate_email
+
+from mailer.errors import ImportFileError, ImportRowError, LocaleError
+from mailer.governorates import find_governorate
+from mailer.locales import LOCALE_CODES, get_locale
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Target
+
+STATUSES = ("active", "bounced", "retired")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class TargetImportReport:
+    file: str
+    created: int
+    updated: int
+    rejected: list[ImportRowError]
+
+
+def _names(entry: dict[str, Any], row: int, key: str) -> dict[str, str]:
+    value = entry.get(key)
+    if not isinstance(value, dict):
+        raise ImportRowError(row, key, f"must give the {key} in each locale ({', '.join(LOCALE_CODES)})")
+    names: dict[str, str] = {}
+    for code, text in value.items():
+        try:
+            names[get_locale(str(code)).code] = str(text).strip()
+        except LocaleError as err:
+            raise ImportRowError(row, key, str(err)) from err
+    missing = [c for c in LOCALE_CODES if not names.get(c)]
+    if missing:
+        raise ImportRowError(row, key, f"has no text in {', '.join(missing)}")
+    return names
+
+
+def parse_target(entry: Any, row: int) -> dict[str, Any]:
+    """The columns of one official, validated; ``row`` is the entry's position (1-based)."""
+    if not isinstance(entry, dict):
+        raise ImportRowError(row, "entry", "must be a mapping of slug, institution, title, name, email, ...")
+    slug = str(entry.get("slug", "")).strip()
+    if not _SLUG.match(slug):
+        raise ImportRowError(row, "slug", "must be 3-100 characters of a-z, 0-9 and '-'")
+    try:
+        email = validate_email(str(entry.get("email", "")), check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise ImportRowError(row, "email", str(err)) from err
+    try:
+        letter_locale = get_locale(str(entry.get("letter_locale", ""))).code
+    except LocaleError as err:
+        raise ImportRowError(row, "letter_locale", str(err)) from err
+    governorate = None
+    if entry.get("governorate"):
+        governorate = find_governorate(str(entry["governorate"]))
+        if governorate is None:
+            raise ImportRowError(row, "governorate", f"unknown governorate {entry['governorate']!r}")
+    status = str(entry.get("status", "active"))
+    if status not in STATUSES:
+        raise ImportRowError(row, "status", f"must be one of {', '.join(STATUSES)}")
+    verified_on = entry.get("verified_on")
+    if verified_on is not None and not isinstance(verified_on, dt.date):
+        try:
+            verified_on = dt.date.fromisoformat(str(verified_on))
+        except ValueError as err:
+            raise ImportRowError(row, "verified_on", "must be a date such as 2026-11-01") from err
+    return {
+        "slug": slug,
+        "institution": _names(entry, row, "institution"),
+        "title": _names(entry, row, "title"),
+        "name": _names(entry, row, "name"),
+        "governorate": governorate,
+        "email": email,
+        "letter_locale": letter_locale,
+        "status": status,
+        "verified_on": verified_on,
+    }
+
+
+def import_targets(db: Database, path: Path) -> TargetImportReport:
+    """Import officials from a YAML list; existing slugs are updated."""
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ImportFileError(f"{path.name}: cannot be read as UTF-8 YAML: {err}") from err
+    if not isinstance(entries, list):
+        raise ImportFileError(f"{path.name}: expected a list of officials")
+    good: list[dict[str, Any]] = []
+    rejected: list[ImportRowError] = []
+    for row, entry in enumerate(entries, start=1):
+        try:
+            good.append(parse_target(entry, row))
+        except ImportRowError as err:
+            rejected.append(err)
+    created = updated = 0
+    with db.session() as session:
+        existing = repo.targets_by_slug(session, (g["slug"] for g in good))
+        for values in good:
+            target = existing.get(values["slug"])
+            if target is None:
+                session.add(Target(**values))
+                created += 1
+            else:
+                for key, value in values.items():
+                    setattr(target, key, value)
+                updated += 1
+    return TargetImportReport(path.name, created, updated, rejected)

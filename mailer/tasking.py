@@ -1,0 +1,65 @@
+"""How work reaches workers. Backends are plugins, so the core never imports Celery.
+
+With ``MAILER_BROKER_URL`` unset, batches run in this process as soon as they are queued (the embedded
+default). With a ``redis://`` URL, the ``celery`` backend (entry point group ``mailer.task_backends``,
+provided by the ``workers`` package) puts task messages carrying ids on Redis for ``mailer worker``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Protocol
+
+from mailer.config import Settings
+from mailer.errors import ConfigError, MailerError
+
+BULK_QUEUE = "bulk"
+LETTERS_QUEUE = "letters"
+QUEUES = (LETTERS_QUEUE, BULK_QUEUE)
+ENTRY_POINT_GROUP = "mailer.task_backends"
+
+
+class TaskBackend(Protocol):
+    name: str
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
+        """Ask for a batch of ledger messages to be sent; called only after the rows are committed."""
+        ...
+
+    def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
+        """Serve tasks until stopped."""
+        ...
+
+
+class InProcessBackend:
+    """Runs each batch at once, in this process: no broker, no worker."""
+
+    name = "in-process"
+
+    def __init__(self, handler: Callable[[list[int]], object]) -> None:
+        self._handler = handler
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
+        self._handler(list(message_ids))
+
+    def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
+        raise MailerError(
+            "MAILER_BROKER_URL is not set: tasks run inside each command, so there is no worker to start "
+            "(set it to redis://HOST:6379/0 to use workers)"
+        )
+
+
+def load_backend(settings: Settings, handler: Callable[[list[int]], object]) -> TaskBackend:
+    """The backend the settings ask for."""
+    if settings.broker_url is None:
+        return InProcessBackend(handler)
+    found = entry_points(group=ENTRY_POINT_GROUP, name="celery")
+    if not found:
+        raise ConfigError(
+            "MAILER_BROKER_URL is set but the celery task backend is not installed "
+            "(install solidarity-mailer with its workers package)"
+        )
+    backend_class = next(iter(found)).load()
+    backend: TaskBackend = backend_class(settings)
+    return backend

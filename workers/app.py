@@ -1,0 +1,35 @@
+"""The Celery app, built from the same Settings as everything else."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue  # type: ignore[attr-defined]
+
+from mailer.config import Settings
+from mailer.errors import ConfigError
+from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app on the configured Redis broker."""
+    if settings.broker_url is None:
+        raise ConfigError("MAILER_BROKER_URL is not set: workers need a redis:// broker")
+    app = Celery("solidarity_mailer", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A task is acknowledged after it ran, and given back if its worker dies: delivery is at least
+        # once, and the ledger's claim makes a second delivery harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=(Queue(LETTERS_QUEUE), Queue(BULK_QUEUE)),  # type: ignore[no-untyped-call]
+        task_default_queue=BULK_QUEUE,
+        # Redis redelivers unacknowledged tasks after this many seconds; a batch must finish well within it.
+        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=True,
+        worker_send_task_events=False,
+    )
+    return app

@@ -1,0 +1,30 @@
+"""The ``celery`` task backend that ``mailer`` finds through its entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailer.config import Settings
+from mailer.tasking import BULK_QUEUE
+from workers.app import create_celery
+
+
+class CeleryBackend:
+    """Queues task messages on Redis and runs Celery workers."""
+
+    name = "celery"
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_celery(settings)
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
+        self.app.send_task("mailer.send_batch", args=[list(message_ids)], queue=queue)
+
+    def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
+        argv = [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--queues={','.join(queues)}",
+            f"--concurrency={concurrency}",
+        ]
+        self.app.worker_main(argv)

@@ -1,0 +1,28 @@
+"""Thin tasks: they take ids, call one use-case, and report what happened."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import shared_task
+
+from mailer.config import Settings
+from mailer.runtime import Runtime
+
+_runtime: tuple[int, Runtime] | None = None
+
+
+def runtime() -> Runtime:
+    """One Runtime per worker process (a forked child must not share its parent's connections)."""
+    global _runtime
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), Runtime(Settings.from_env()))
+    return _runtime[1]
+
+
+@shared_task(name="mailer.send_batch")  # type: ignore[untyped-decorator]
+def send_batch(message_ids: list[int]) -> dict[str, Any]:
+    """Send the ledger messages of one batch that are still queued."""
+    result = runtime().send_batch([int(i) for i in message_ids])
+    return {"claimed": result.claimed, **result.outcomes}
