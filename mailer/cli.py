@@ -674,21 +674,13 @@ def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
     table.add_column(_("Locale"))
     table.add_column(_("Recipients"), justify="right")
     table.add_column(_("Sent"), justify="right")
-    table.add_column(_("Sample message"))
     for code, counts in status.by_locale.items():
-        sample = samples.get(code)
-        path = (
-            str(rt.settings.outbox_dir / sample)
-            if sample and rt.settings.transport == "outbox"
-            else (sample or "-")
-        )
-        table.add_row(
-            f"{code} ({REGISTRY[code].native_name})",
-            str(sum(counts.values())),
-            str(counts.get("sent", 0)),
-            path,
-        )
+        table.add_row(f"{code} ({REGISTRY[code].native_name})", str(sum(counts.values())), str(counts.get("sent", 0)))
     out.print(table)
+    if rt.settings.transport == "outbox" and samples:
+        out.print(_("One message per language, to open in a mail client:"))
+        for code, name in samples.items():
+            out.print(f"  {code}: {rt.settings.outbox_dir / name}", markup=False, soft_wrap=True)
 
 
 def main() -> None:

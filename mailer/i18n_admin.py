@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from mailer.resources import resource_dir
 
 PROJECT = "solidarity-mailer"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
-DRAFT_FLAG = "X-Review-Status"
+# Babel keeps a catalog's header comment but drops unknown headers, so the review status lives there:
+# a line "Review status: draft" (machine-drafted, a native speaker must review) or "Review status: reviewed".
+REVIEW_STATUS = re.compile(r"Review status:\s*(\w+)")
 
 
 def _root() -> Path:
@@ -74,6 +77,10 @@ def update() -> list[tuple[str, bool]]:
         created = not path.exists()
         if created:
             catalog = Catalog(locale=locale.babel_id, project=PROJECT, charset="utf-8")
+            catalog.header_comment = (
+                f"# {locale.english_name} ({code}) translations for {PROJECT}.\n"
+                "# Review status: draft (machine-drafted; a native speaker must review before release)"
+            )
         else:
             catalog = _read(path, locale.babel_id)
         catalog.update(template, no_fuzzy_matching=True)
@@ -153,7 +160,8 @@ def status() -> list[CatalogStatus]:
         review = "missing"
         if path.exists():
             catalog = _read(path, REGISTRY[code].babel_id)
-            review = dict(catalog.mime_headers).get(DRAFT_FLAG, "reviewed")
+            found = REVIEW_STATUS.search(catalog.header_comment or "")
+            review = found.group(1) if found else "-"
             for message in catalog:
                 key = message.id if isinstance(message.id, str) else message.id[0]
                 if not message.id or key not in template_ids:
