@@ -285,17 +285,28 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
     for name, value in (("subject", subject), ("preheader", preheader)):
         if "\n" in value.strip() or len(value) > 300:
             problems.add(path.name, 2, f"{name} must be one line of at most 300 characters")
-    body = "\n".join(lines[end + 1 :]).strip("\n")
+    body_lines = lines[end + 1 :]
+    skipped = next((i for i, line in enumerate(body_lines) if line.strip()), len(body_lines))
+    body = "\n".join(body_lines[skipped:]).rstrip("\n")
+    body_first_line = end + 2 + skipped
     if not body.strip():
         problems.add(path.name, end + 2, "the body is empty")
     allowed = KINDS[kind]
-    for text_part, first_line in ((subject, 2), (preheader, 2), (body, end + 2)):
+    key_line = {key: _line_of_key(lines[:end], key) for key in ("subject", "preheader")}
+    parts = ((subject, key_line["subject"]), (preheader, key_line["preheader"]), (body, body_first_line))
+    for text_part, first_line in parts:
         for problem in find_unknown_placeholders(text_part, allowed, first_line):
             known = ", ".join("{" + p + "}" for p in sorted(allowed)) or "none"
             problems.add(
-                path.name, problem.line, f"unknown placeholder {problem.text} (allowed in a {kind}: {known})"
+                path.name,
+                problem.line,
+                f"unknown placeholder {problem.text} (allowed in the {kind}: {known})",
             )
     return ContentSpec(kind, locale, subject.strip(), preheader.strip(), body + "\n", path.name)
+
+
+def _line_of_key(front_matter: list[str], key: str) -> int:
+    return next((i + 1 for i, line in enumerate(front_matter) if line.startswith(f"{key}:")), 2)
 
 
 def load_campaign(db: Database, folder: Path) -> tuple[CampaignSpec, bool]:

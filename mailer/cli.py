@@ -675,7 +675,9 @@ def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
     table.add_column(_("Recipients"), justify="right")
     table.add_column(_("Sent"), justify="right")
     for code, counts in status.by_locale.items():
-        table.add_row(f"{code} ({REGISTRY[code].native_name})", str(sum(counts.values())), str(counts.get("sent", 0)))
+        table.add_row(
+            f"{code} ({REGISTRY[code].native_name})", str(sum(counts.values())), str(counts.get("sent", 0))
+        )
     out.print(table)
     if rt.settings.transport == "outbox" and samples:
         out.print(_("One message per language, to open in a mail client:"))

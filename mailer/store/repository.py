@@ -193,9 +193,9 @@ def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     statement = _insert(session)(Message).values(list(rows))
-    statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = cast(CursorResult[Any], session.execute(statement))
-    return int(result.rowcount or 0)
+    # Count what RETURNING gives back: rowcount is not reliable for multi-row inserts on every driver.
+    statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
+    return len(session.execute(statement).all())
 
 
 def queued_message_ids(session: Session, mailout_id: int, now: dt.datetime) -> dict[str, list[int]]:

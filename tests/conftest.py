@@ -1,0 +1,137 @@
+"""Shared fixtures: a fresh database per test, a real redis-server on a free port, test settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mailer.config import Settings
+from mailer.runtime import Runtime
+from mailer.store import Database, upgrade_database
+
+SECRET = "test-secret-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from the current rendering (on purpose only)",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite always, PostgreSQL too when MAILER_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mailer.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("MAILER_TEST_POSTGRES_URL is not set")
+    admin = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"mailer_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """MAILER_* variables for a test: its own database and outbox."""
+    return {
+        "MAILER_DATABASE_URL": database_url,
+        "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MAILER_SECRET_KEY": SECRET,
+        "MAILER_BASE_URL": "https://act.example.org",
+        "MAILER_FROM_EMAIL": "alerts@example.org",
+        "MAILER_FROM_NAME": "Solidarity Mailer",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str], tmp_path: Path) -> Settings:
+    return Settings.from_env(env, cwd=tmp_path)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    upgrade_database(settings.database_url)
+    database = Database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def runtime(settings: Settings, db: Database) -> Iterator[Runtime]:
+    rt = Runtime(settings)
+    rt.__dict__["db"] = db  # share the fixture's database object
+    yield rt
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of our own on a free loopback port (never one that happens to be running)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)

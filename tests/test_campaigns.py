@@ -1,0 +1,93 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mailer import campaigns
+from mailer.errors import CampaignError
+from mailer.resources import demo_dir
+from mailer.store import Database
+
+SEED = demo_dir() / "campaigns" / "protect-hrds-iraq"
+
+
+def copy_seed(tmp_path: Path) -> Path:
+    folder = tmp_path / "campaign"
+    shutil.copytree(SEED, folder)
+    return folder
+
+
+def test_seed_campaign_is_complete_and_marked_draft() -> None:
+    spec = campaigns.parse_campaign_folder(SEED)
+    assert spec.slug == "protect-hrds-iraq"
+    assert spec.locales == ("en", "ar", "ckb", "kmr")
+    assert spec.translation_status == {"en": "source", "ar": "draft", "ckb": "draft", "kmr": "draft"}
+    assert {(c.kind, c.locale) for c in spec.contents} == {
+        (kind, code) for kind in ("alert", "letter") for code in ("en", "ar", "ckb", "kmr")
+    }
+    english = next(c for c in spec.contents if c.kind == "alert" and c.locale == "en")
+    assert "Jassem Al-Amiri" in english.body
+    assert "Supreme Judicial Council" in english.body
+
+
+def test_unknown_placeholder_names_file_and_line(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    path = folder / "alert.ckb.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(6, "سڵاو {frist_name}")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"alert\.ckb\.md:7: unknown placeholder \{frist_name\}"):
+        campaigns.parse_campaign_folder(folder)
+
+
+def test_placeholders_are_refused_in_letters(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    path = folder / "letter.en.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nFrom {name}\n", encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"letter\.en\.md:\d+: unknown placeholder \{name\}"):
+        campaigns.parse_campaign_folder(folder)
+
+
+def test_manifest_errors_name_the_line(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    manifest = folder / "campaign.yaml"
+    text = manifest.read_text(encoding="utf-8").replace(
+        "locales: [en, ar, ckb, kmr]", "locales: [en, ar, ku, kmr]"
+    )
+    manifest.write_text(text, encoding="utf-8")
+    line = next(i for i, row in enumerate(text.splitlines(), start=1) if row.startswith("locales:"))
+    with pytest.raises(CampaignError, match=rf"campaign\.yaml:{line}: locale 'ku' is ambiguous"):
+        campaigns.parse_campaign_folder(folder)
+
+
+def test_broken_yaml_and_front_matter(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    (folder / "alert.en.md").write_text("no front matter\n", encoding="utf-8")
+    (folder / "campaign.yaml").write_text("slug: [unclosed\n", encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"campaign\.yaml:\d+: invalid YAML"):
+        campaigns.parse_campaign_folder(folder)
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    (folder / "alert.en.md").write_text("no front matter\n", encoding="utf-8")
+    (folder / "alert.fr.md").write_text("---\nsubject: x\n---\nbody\n", encoding="utf-8")
+    with pytest.raises(CampaignError) as caught:
+        campaigns.parse_campaign_folder(folder)
+    message = str(caught.value)
+    assert "alert.en.md:1: the file must start with front matter" in message
+    assert "alert.fr.md: unknown locale 'fr'" in message
+
+
+def test_load_then_check_completeness(db: Database, tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    (folder / "alert.kmr.md").unlink()
+    spec, created = campaigns.load_campaign(db, folder)
+    assert created
+    report = {row.locale: row for row in campaigns.completeness(db, spec.slug)}
+    assert report["ar"].complete
+    assert not report["kmr"].complete
+    assert report["kmr"].missing == ["alert"]
+    _, created_again = campaigns.load_campaign(db, SEED)
+    assert not created_again
+    assert all(row.complete for row in campaigns.completeness(db, spec.slug))

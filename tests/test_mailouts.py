@@ -1,0 +1,179 @@
+"""The whole mailout path on the embedded default: ledger, batches, outbox files."""
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import cast
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import campaigns, mailouts
+from mailer.errors import MailoutError
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store.models import Message, Suppression
+from mailer.supporters import import_supporters
+from mailer.tokens import TokenSigner
+from tests.conftest import SECRET
+from tests.factories import supporters_csv
+
+SEED = demo_dir() / "campaigns" / "protect-hrds-iraq"
+
+
+def read_outbox(folder: Path) -> list[EmailMessage]:
+    return [
+        cast(EmailMessage, message_from_bytes(path.read_bytes(), policy=policy.default))
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+@pytest.fixture
+def loaded(runtime: Runtime, tmp_path: Path) -> dict[str, str]:
+    campaigns.load_campaign(runtime.db, SEED)
+    expected = supporters_csv(tmp_path / "people.csv", 40)
+    import_supporters(runtime.db, tmp_path / "people.csv")
+    return expected
+
+
+def launch(
+    runtime: Runtime, segment: list[str] | None = None, fallback: list[str] | None = None
+) -> mailouts.LaunchResult:
+    return mailouts.launch_mailout(
+        runtime.db,
+        runtime.backend,
+        "protect-hrds-iraq",
+        mailouts.parse_segment(segment or []),
+        mailouts.parse_fallbacks(fallback or []),
+        batch_size=7,
+    )
+
+
+def test_each_supporter_gets_one_alert_in_their_language(runtime: Runtime, loaded: dict[str, str]) -> None:
+    result = launch(runtime)
+    assert result.created and result.new_messages == 40
+    status = mailouts.mailout_status(runtime.db, result.mailout_id)
+    assert (status.status, status.counts["sent"], status.total) == ("finished", 40, 40)
+    emails = read_outbox(runtime.settings.outbox_dir)
+    assert sorted(str(e["To"].addresses[0].addr_spec) for e in emails) == sorted(loaded)
+    for email in emails:
+        code = loaded[email["To"].addresses[0].addr_spec]
+        assert email["Content-Language"] == code
+        assert email.get_content_type() == "multipart/alternative"
+        html = email.get_body(("html",)).get_content()
+        text = email.get_body(("plain",)).get_content()
+        assert f'lang="{code}"' in html
+        assert text.strip()
+        assert email["Message-ID"].startswith("<alert.")
+        assert email["Date"]
+        assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        https, mailto = (part.strip(" <>") for part in email["List-Unsubscribe"].split(","))
+        assert https.startswith("https://act.example.org/u/")
+        assert mailto.startswith("mailto:alerts@example.org?subject=unsubscribe")
+        payload = TokenSigner((SECRET,)).verify("unsubscribe", https.rsplit("/", 1)[1])
+        assert set(payload) == {"s", "m"}
+    subjects = {e["Content-Language"]: str(e["Subject"]) for e in emails}
+    assert subjects["ar"] != subjects["en"] and subjects["ckb"] != subjects["ar"]
+
+
+def test_launching_again_sends_nothing_twice(
+    runtime: Runtime, loaded: dict[str, str], tmp_path: Path
+) -> None:
+    first = launch(runtime)
+    second = launch(runtime)
+    assert second.mailout_id == first.mailout_id
+    assert (second.created, second.new_messages, second.queued_batches) == (False, 0, 0)
+    assert len(list(runtime.settings.outbox_dir.glob("*.eml"))) == 40
+    # A new supporter joins: the same mailout reaches only them.
+    (tmp_path / "new.csv").write_text("email,name,locale,governorate\nlate@example.org,Late Comer,en,\n")
+    import_supporters(runtime.db, tmp_path / "new.csv")
+    third = launch(runtime)
+    assert (third.mailout_id, third.new_messages) == (first.mailout_id, 1)
+    assert len(list(runtime.settings.outbox_dir.glob("*.eml"))) == 41
+
+
+def test_segments_narrow_and_widen(runtime: Runtime, loaded: dict[str, str]) -> None:
+    result = launch(runtime, ["locale=ar", "locale=ckb-IQ"])
+    by_locale = mailouts.mailout_status(runtime.db, result.mailout_id).by_locale
+    assert set(by_locale) == {"ar", "ckb"}
+    narrowed = launch(runtime, ["locale=ar", "governorate=Erbil"])
+    assert narrowed.mailout_id != result.mailout_id
+    assert narrowed.new_messages == 0  # Arabic readers in the test data live in Basra
+
+
+def test_bad_segment_options_are_explained() -> None:
+    with pytest.raises(MailoutError, match="unknown key 'city'"):
+        mailouts.parse_segment(["city=Basra"])
+    with pytest.raises(MailoutError, match="unknown governorate 'Atlantis'"):
+        mailouts.parse_segment(["governorate=Atlantis"])
+    with pytest.raises(MailoutError, match="ambiguous"):
+        mailouts.parse_fallbacks(["ku=en"])
+
+
+def test_missing_translation_refuses_launch_unless_a_fallback_is_chosen(
+    runtime: Runtime, loaded: dict[str, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "campaign"
+    shutil.copytree(SEED, folder)
+    (folder / "alert.kmr.md").unlink()
+    campaigns.load_campaign(runtime.db, folder)
+    with pytest.raises(MailoutError, match=r"no complete alert in kmr.*--fallback kmr=en"):
+        launch(runtime)
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+    result = launch(runtime, fallback=["kmr=en"])
+    assert result.content_locales["kmr"] == "en"
+    kurmanji = [
+        e
+        for e in read_outbox(runtime.settings.outbox_dir)
+        if "Rojda" in str(e["To"]) or "Azad" in str(e["To"])
+    ]
+    assert kurmanji and all(e["Content-Language"] == "en" for e in kurmanji)
+
+
+def test_a_batch_delivered_twice_sends_once(runtime: Runtime, loaded: dict[str, str]) -> None:
+    sent: list[list[int]] = []
+    runtime.__dict__["backend"] = type(
+        "Recorder", (), {"enqueue_send_batch": lambda self, ids, queue="bulk": sent.append(list(ids))}
+    )()
+    launch(runtime)
+    ids = [i for batch in sent for i in batch]
+    assert len(ids) == 40
+    first = runtime.send_batch(ids)
+    again = runtime.send_batch(ids)  # a redelivered task
+    assert (first.claimed, first.outcomes) == (40, {"sent": 40})
+    assert (again.claimed, again.outcomes) == (0, {})
+    assert len(list(runtime.settings.outbox_dir.glob("*.eml"))) == 40
+
+
+def test_suppression_is_checked_at_send_time(runtime: Runtime, loaded: dict[str, str]) -> None:
+    sent: list[list[int]] = []
+    runtime.__dict__["backend"] = type(
+        "Recorder", (), {"enqueue_send_batch": lambda self, ids, queue="bulk": sent.append(list(ids))}
+    )()
+    result = launch(runtime)
+    with runtime.db.session() as session:  # unsubscribed after launch, before the batch ran
+        session.add(
+            Suppression(email_key="supporter00000@example.org", scope="supporter", reason="unsubscribe")
+        )
+    for batch in sent:
+        runtime.send_batch(batch)
+    status = mailouts.mailout_status(runtime.db, result.mailout_id)
+    assert (status.counts["sent"], status.counts["suppressed"], status.status) == (39, 1, "finished")
+    addresses = {e["To"].addresses[0].addr_spec for e in read_outbox(runtime.settings.outbox_dir)}
+    assert "supporter00000@example.org" not in addresses
+
+
+def test_idempotency_key_is_unique(runtime: Runtime, loaded: dict[str, str]) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    launch(runtime)
+    with pytest.raises(IntegrityError), runtime.db.session() as session:
+        message = session.scalars(select(Message)).first()
+        assert message is not None
+        session.add(
+            Message(idempotency_key=message.idempotency_key, kind="alert", locale="en", content_locale="en")
+        )
+        session.flush()

@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.errors import ImportFileError
+from mailer.store import Database
+from mailer.store.models import Supporter, Suppression
+from mailer.supporters import import_supporters
+
+HEADER = "email,name,locale,governorate,tags\n"
+
+
+def write(tmp_path: Path, content: bytes, name: str = "people.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def count(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Supporter)) or 0)
+
+
+def test_bom_and_every_locale_spelling(db: Database, tmp_path: Path) -> None:
+    rows = (
+        "zainab@example.org,زينب حسن,ar_IQ,البصرة,\n"
+        "shilan@example.net,شیلان ئەحمەد,CKB,Erbil,volunteer\n"
+        "rojda@example.com,Rojda Şêxo,kmr,duhok,press;volunteer\n"
+    )
+    report = import_supporters(db, write(tmp_path, b"\xef\xbb\xbf" + (HEADER + rows).encode()))
+    assert (report.created, report.rejected) == (3, [])
+    with db.session() as session:
+        people = {s.email: (s.locale, s.governorate, s.tags) for s in session.scalars(select(Supporter))}
+    assert people == {
+        "zainab@example.org": ("ar", "Basra", []),
+        "shilan@example.net": ("ckb", "Erbil", ["volunteer"]),
+        "rojda@example.com": ("kmr", "Duhok", ["press", "volunteer"]),
+    }
+
+
+def test_hostile_rows_are_rejected_with_row_numbers(db: Database, tmp_path: Path) -> None:
+    content = (
+        HEADER
+        + "good@example.org,Ali Kareem,ar,Basra,\n"  # row 2
+        + "ragged@example.org,Too Few,en\n"  # row 3
+        + 'formula@example.org,"=HYPERLINK(""http://evil.example.com"",""x"")",en,,\n'  # row 4
+        + 'newline@example.org,"Sara\nInjected: header",en,,\n'  # row 5
+        + "not-an-address,Someone,en,,\n"  # row 6
+        + "bidi@example.org,Ali\u202eevil,ar,,\n"  # row 7
+        + "lang@example.org,Someone,fr,,\n"  # row 8
+        + "place@example.org,Someone,en,Atlantis,\n"  # row 9
+        + "GOOD@Example.org,Ali Kareem Jr,ar,Basra,press\n"  # row 10: same address, other case
+    )
+    report = import_supporters(db, write(tmp_path, content.encode()))
+    rejected = {(e.row, e.field) for e in report.rejected}
+    assert rejected == {
+        (3, "row"),
+        (4, "name"),
+        (5, "name"),
+        (6, "email"),
+        (7, "name"),
+        (8, "locale"),
+        (9, "governorate"),
+    }
+    assert report.merged_duplicates == 1
+    assert report.created == 1
+    with db.session() as session:
+        supporter = session.scalars(select(Supporter)).one()
+    assert (supporter.email_key, supporter.name, supporter.tags) == (
+        "good@example.org",
+        "Ali Kareem Jr",
+        ["press"],
+    )
+
+
+def test_windows_1256_file_is_refused_and_nothing_is_imported(db: Database, tmp_path: Path) -> None:
+    content = (HEADER + "first@example.org,Ali,ar,,\n").encode() + "second@example.org,علي,ar,,\n".encode(
+        "cp1256"
+    )
+    with pytest.raises(ImportFileError, match=r"people\.csv: line 3 is not UTF-8"):
+        import_supporters(db, write(tmp_path, content))
+    assert count(db) == 0
+
+
+def test_wrong_header_is_refused(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="missing column.*governorate.*unknown column.*'governerate'"):
+        import_supporters(db, write(tmp_path, b"email,name,locale,governerate\nx@example.org,X,en,\n"))
+    assert count(db) == 0
+
+
+def test_reimport_updates_and_never_doubles_or_resubscribes(db: Database, tmp_path: Path) -> None:
+    path = write(tmp_path, (HEADER + "a@example.org,Ali,ar,Basra,\nb@example.org,Bea,en,,\n").encode())
+    import_supporters(db, path)
+    with db.session() as session:
+        session.add(Suppression(email_key="a@example.org", scope="supporter", reason="unsubscribe"))
+    again = import_supporters(
+        db, write(tmp_path, (HEADER + "A@EXAMPLE.ORG,Ali Hasan,ar,Basra,\n").encode(), "b.csv")
+    )
+    assert (again.created, again.updated) == (0, 1)
+    assert count(db) == 2
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 1
+    unchanged = import_supporters(db, path)
+    assert (unchanged.created, unchanged.unchanged, unchanged.updated) == (0, 1, 1)
