@@ -91,7 +91,7 @@ def db(settings: Settings) -> Iterator[Database]:
 def runtime(settings: Settings, db: Database) -> Iterator[Runtime]:
     rt = Runtime(settings)
     rt.__dict__["db"] = db  # share the fixture's database object
-    yield rt
+    return rt
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,8 @@ def test_campaign_check_fails_on_missing_content(env: dict[str, str], tmp_path: 
     mailer(["campaign", "load", str(folder)], env, tmp_path)
     result = mailer(["campaign", "check", "protect-hrds-iraq"], env, tmp_path)
     assert result.returncode == 1
-    assert "ckb" in result.stderr and "letter" in result.stderr
+    assert "ckb" in result.stderr
+    assert "letter" in result.stderr
 
 
 def test_interface_speaks_the_coordinators_language(env: dict[str, str], tmp_path: Path) -> None:
