@@ -681,7 +681,7 @@ def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
     out.print(table)
     if rt.settings.transport == "outbox" and samples:
         out.print(_("One message per language, to open in a mail client:"))
-        for code, name in samples.items():
+        for code, name in sorted(samples.items(), key=lambda item: list(REGISTRY).index(item[0])):
             out.print(f"  {code}: {rt.settings.outbox_dir / name}", markup=False, soft_wrap=True)
 
 

@@ -38,8 +38,8 @@ def _target_codes() -> list[str]:
     return [code for code in REGISTRY if code != SOURCE_LOCALE]
 
 
-def extract() -> int:
-    """Write messages.pot from the Python code and templates; the number of messages."""
+def extract(target: Path | None = None) -> int:
+    """Write messages.pot (or ``target``) from the Python code and templates; the number of messages."""
     root = _root()
     with (resource_dir("translations") / "babel.cfg").open() as handle:
         method_map, options_map = parse_mapping_cfg(handle, "babel.cfg")  # type: ignore[no-untyped-call]
@@ -55,7 +55,7 @@ def extract() -> int:
         if filename.startswith(("tests", ".venv", "bench")):
             continue
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
-    with _template_path().open("wb") as handle:
+    with (target or _template_path()).open("wb") as handle:
         write_po(handle, catalog, width=100, omit_header=False, sort_output=True)
     return len(catalog)
 
