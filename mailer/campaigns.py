@@ -342,3 +342,20 @@ def completeness(db: Database, slug: str) -> list[LocaleCompleteness]:
             )
         )
     return report
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    slug: str
+    title: dict[str, str]
+    locales: list[str]
+    translation_status: dict[str, str]
+
+
+def list_campaigns(db: Database) -> list[CampaignSummary]:
+    """Every stored campaign, by slug."""
+    with db.session() as session:
+        return [
+            CampaignSummary(c.slug, dict(c.title), list(c.locales), dict(c.translation_status))
+            for c in repo.list_campaigns(session)
+        ]

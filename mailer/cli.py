@@ -257,13 +257,8 @@ def _translation_status_label(status: str) -> str:
 @reports_errors
 def campaign_list(as_json: JsonOption = False) -> None:
     """The campaigns in the database."""
-    from mailer.store import repository as repo  # the listing is a plain query
-
-    with runtime() as rt, rt.db.session() as session:
-        rows = [
-            (c.slug, c.title, list(c.locales), dict(c.translation_status))
-            for c in repo.list_campaigns(session)
-        ]
+    with runtime() as rt:
+        rows = [(c.slug, c.title, c.locales, c.translation_status) for c in campaigns.list_campaigns(rt.db)]
     if as_json:
         emit_json([{"slug": s, "title": t, "locales": loc, "translations": tr} for s, t, loc, tr in rows])
         return
@@ -375,22 +370,8 @@ def targets_import(file: Annotated[Path, typer.Argument(help=_("A YAML list of o
 @reports_errors
 def targets_list(as_json: JsonOption = False) -> None:
     """The officials directory."""
-    from mailer.store import repository as repo
-
-    with runtime() as rt, rt.db.session() as session:
-        rows: list[dict[str, Any]] = [
-            {
-                "slug": t.slug,
-                "institution": t.institution,
-                "title": t.title,
-                "governorate": t.governorate,
-                "email": t.email,
-                "letter_locale": t.letter_locale,
-                "status": t.status,
-                "verified_on": t.verified_on.isoformat() if t.verified_on else None,
-            }
-            for t in repo.list_targets(session)
-        ]
+    with runtime() as rt:
+        rows = targets.list_targets(rt.db)
     if as_json:
         emit_json(rows)
         return
@@ -666,10 +647,7 @@ def demo(
 
 
 def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
-    from mailer.store import repository as repo
-
-    with rt.db.session() as session:
-        samples = repo.sample_provider_ids(session, status.id)
+    samples = mailouts.sample_provider_ids(rt.db, status.id)
     table = Table(title=_("Messages per language"))
     table.add_column(_("Locale"))
     table.add_column(_("Recipients"), justify="right")

@@ -18,6 +18,8 @@ from email.headerregistry import Address
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy.orm import Session
+
 from mailer.errors import (
     LocaleError,
     MailoutError,
@@ -243,6 +245,56 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=base + random.uniform(0, base / 4))  # noqa: S311 - jitter, not security
 
 
+@dataclass
+class _Batch:
+    """The claimed rows of a batch and everything needed to send them, read in one transaction."""
+
+    messages: list[Message]
+    supporters: dict[int, Supporter]
+    suppressed: set[str]
+    campaigns: dict[int, Campaign]  # by mailout id
+    stopped: set[int]  # mailouts paused or cancelled since the batch was queued
+    prepared: dict[tuple[int, str], PreparedEmail]  # by (mailout id, content locale)
+
+
+def _load_batch(session: Session, claimed: Sequence[int], renderer: Renderer, today: dt.date) -> _Batch:
+    messages = repo.get_messages(session, claimed)
+    supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
+    suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
+    mailouts = [repo.get_mailout(session, i) for i in {m.mailout_id for m in messages} if i]
+    campaigns = {mo.id: repo.get_campaign_by_id(session, mo.campaign_id) for mo in mailouts}
+    stopped = {mo.id for mo in mailouts if mo.status != "running"}
+    prepared: dict[tuple[int, str], PreparedEmail] = {}
+    for mailout_id, code in {(m.mailout_id or 0, m.content_locale) for m in messages}:
+        if mailout_id in stopped:
+            continue
+        campaign = campaigns[mailout_id]
+        content = repo.get_content(session, campaign.id, "alert", code)
+        title = campaign.title.get(code, campaign.title[campaign.default_locale])
+        alert = AlertContent(title, content.subject, content.preheader, content.body)
+        prepared[(mailout_id, code)] = renderer.render_alert(alert, code, today)
+    return _Batch(messages, supporters, suppressed, campaigns, stopped, prepared)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _deliver(transport: Transport, email: OutboundEmail, attempts: int, now: dt.datetime) -> _Outcome:
+    """Hand one message to the transport and say what the ledger should record."""
+    try:
+        provider_id = transport.send(email)
+    except TransientSendError as err:
+        if attempts >= MAX_ATTEMPTS:
+            return _Outcome("failed", {"error": f"gave up after {attempts} attempts: {err}"})
+        return _Outcome("queued", {"error": str(err), "not_before": now + retry_delay(attempts)})
+    except PermanentSendError as err:
+        return _Outcome("failed", {"error": str(err)})
+    return _Outcome("sent", {"provider_message_id": provider_id, "sent_at": now, "error": None})
+
+
 def send_batch(
     db: Database,
     transport: Transport,
@@ -259,107 +311,57 @@ def send_batch(
     result.claimed = len(claimed)
     if not claimed:
         return result
-
     with db.session() as session:
-        messages = repo.get_messages(session, claimed)
-        supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
-        suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
-        mailouts = {m.mailout_id: repo.get_mailout(session, m.mailout_id) for m in messages if m.mailout_id}
-        campaigns = {mo.id: session.get(Campaign, mo.campaign_id) for mo in mailouts.values()}
-        stopped = {mo.id for mo in mailouts.values() if mo.status != "running"}
-        prepared: dict[tuple[int, str], PreparedEmail] = {}
-        for message in messages:
-            key = (message.mailout_id or 0, message.content_locale)
-            if key not in prepared and message.mailout_id not in stopped:
-                campaign = campaigns[message.mailout_id or 0]
-                assert campaign is not None
-                content = repo.get_content(session, campaign.id, "alert", message.content_locale)
-                prepared[key] = renderer.render_alert(
-                    AlertContent(
-                        campaign_title=campaign.title.get(
-                            message.content_locale, campaign.title[campaign.default_locale]
-                        ),
-                        subject=content.subject,
-                        preheader=content.preheader,
-                        body=content.body,
-                    ),
-                    message.content_locale,
-                    clock().date(),
-                )
-
+        batch = _load_batch(session, claimed, renderer, clock().date())
     try:
-        for index, message in enumerate(messages):
-            supporter = supporters.get(message.supporter_id or 0)
-            if message.mailout_id in stopped:
-                _finish(db, message.id, "queued", clock, not_before=None)  # paused or cancelled: hand back
-                result.count("released")
-                continue
-            if supporter is None or supporter.email_key in suppressed:
-                _finish(db, message.id, "suppressed", clock, error="suppressed at send time")
-                result.count("suppressed")
-                continue
-            campaign = campaigns[message.mailout_id or 0]
-            assert campaign is not None
+        for index, message in enumerate(batch.messages):
             try:
-                email = _personal_alert(
-                    prepared[(message.mailout_id or 0, message.content_locale)],
-                    message,
-                    supporter,
-                    campaign,
-                    signer,
-                    sender,
-                    clock(),
-                )
-            except RenderError as err:
-                _finish(db, message.id, "failed", clock, error=str(err))
-                result.count("failed")
-                continue
-            try:
-                provider_id = transport.send(email)
-            except TransientSendError as err:
-                if message.attempts >= MAX_ATTEMPTS:
-                    _finish(
-                        db,
-                        message.id,
-                        "failed",
-                        clock,
-                        error=f"gave up after {message.attempts} attempts: {err}",
-                    )
-                    result.count("failed")
-                else:
-                    _finish(
-                        db,
-                        message.id,
-                        "queued",
-                        clock,
-                        error=str(err),
-                        not_before=clock() + retry_delay(message.attempts),
-                    )
-                    result.count("retry")
-            except PermanentSendError as err:
-                _finish(db, message.id, "failed", clock, error=str(err))
-                result.count("failed")
+                outcome = _send_message(batch, message, transport, signer, sender, clock())
             except Exception:
-                # We cannot know whether it left: never resend automatically. Hand the untouched rest back.
-                _finish(db, message.id, "unknown", clock, error="unexpected error in the transport")
-                for untouched in messages[index + 1 :]:
-                    _finish(db, untouched.id, "queued", clock)
+                # Whether it left is unknowable: never resend it automatically. The rest were not tried.
+                _record(
+                    db, message.id, _Outcome("unknown", {"error": "unexpected error in the transport"}), clock
+                )
+                for untouched in batch.messages[index + 1 :]:
+                    _record(db, untouched.id, _Outcome("queued"), clock)
                 raise
-            else:
-                _finish(db, message.id, "sent", clock, provider_message_id=provider_id, sent_at=clock())
-                result.count("sent")
+            _record(db, message.id, outcome, clock)
+            result.count(outcome.status)
     finally:
         transport.close()
         with db.session() as session:
-            for mailout_id in mailouts:
-                if mailout_id is not None:
-                    repo.finish_mailout_if_done(session, mailout_id, clock())
+            for mailout_id in batch.campaigns:
+                repo.finish_mailout_if_done(session, mailout_id, clock())
     return result
 
 
-def _finish(db: Database, message_id: int, status: str, clock: Clock, **values: Any) -> None:
+def _send_message(
+    batch: _Batch,
+    message: Message,
+    transport: Transport,
+    signer: TokenSigner,
+    sender: SenderIdentity,
+    now: dt.datetime,
+) -> _Outcome:
+    mailout_id = message.mailout_id or 0
+    if mailout_id in batch.stopped:
+        return _Outcome("queued")  # paused or cancelled meanwhile: hand it back untouched
+    supporter = batch.supporters.get(message.supporter_id or 0)
+    if supporter is None or supporter.email_key in batch.suppressed:
+        return _Outcome("suppressed", {"error": "suppressed at send time"})
+    prepared = batch.prepared[(mailout_id, message.content_locale)]
+    try:
+        email = _personal_alert(
+            prepared, message, supporter, batch.campaigns[mailout_id], signer, sender, now
+        )
+    except RenderError as err:
+        return _Outcome("failed", {"error": str(err)})
+    return _deliver(transport, email, message.attempts, now)
+
+
+def _record(db: Database, message_id: int, outcome: _Outcome, clock: Clock) -> None:
     with db.session() as session:
-        repo.finish_message(session, message_id, status, clock(), **values)
+        repo.finish_message(session, message_id, outcome.status, clock(), **outcome.values)
 
 
 def _personal_alert(
@@ -443,7 +445,7 @@ class MailoutStatus:
 def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
     with db.session() as session:
         mailout = repo.get_mailout(session, mailout_id)
-        campaign = session.get(Campaign, mailout.campaign_id)
+        campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
         by_locale = repo.message_counts(session, mailout_id)
     counts = dict.fromkeys(MESSAGE_STATES, 0)
     for states in by_locale.values():
@@ -456,7 +458,7 @@ def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
     }
     return MailoutStatus(
         id=mailout.id,
-        campaign=campaign.slug if campaign else "?",
+        campaign=campaign.slug,
         status=mailout.status,
         segment=mailout.segment,
         total=sum(counts.values()),
@@ -466,3 +468,9 @@ def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
         started_at=mailout.started_at,
         finished_at=mailout.finished_at,
     )
+
+
+def sample_provider_ids(db: Database, mailout_id: int) -> dict[str, str]:
+    """One sent message's provider id per locale (for the outbox: its file name)."""
+    with db.session() as session:
+        return repo.sample_provider_ids(session, mailout_id)

@@ -116,3 +116,22 @@ def import_targets(db: Database, path: Path) -> TargetImportReport:
                     setattr(target, key, value)
                 updated += 1
     return TargetImportReport(path.name, created, updated, rejected)
+
+
+def list_targets(db: Database) -> list[dict[str, Any]]:
+    """The directory, as plain data (for tables and ``--json``)."""
+    with db.session() as session:
+        return [
+            {
+                "slug": t.slug,
+                "institution": t.institution,
+                "title": t.title,
+                "name": t.name,
+                "governorate": t.governorate,
+                "email": t.email,
+                "letter_locale": t.letter_locale,
+                "status": t.status,
+                "verified_on": t.verified_on.isoformat() if t.verified_on else None,
+            }
+            for t in repo.list_targets(session)
+        ]

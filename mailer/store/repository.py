@@ -71,6 +71,13 @@ def get_campaign(session: Session, slug: str) -> Campaign:
     return campaign
 
 
+def get_campaign_by_id(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"no campaign with id {campaign_id}")
+    return campaign
+
+
 def list_campaigns(session: Session) -> Sequence[Campaign]:
     return session.scalars(select(Campaign).order_by(Campaign.slug)).all()
 
