@@ -18,12 +18,12 @@ from mailer.errors import CampaignError, LocaleError
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
+from mailer.store.models import SLUG
 
 MANIFEST = "campaign.yaml"
 #: The kinds of text a campaign holds, and the placeholders each may use.
 KINDS: dict[str, frozenset[str]] = {"alert": frozenset(PLACEHOLDERS), "letter": frozenset()}
 TRANSLATION_STATUSES = ("source", "draft", "reviewed")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
 
 
@@ -108,7 +108,7 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
         return lines.get(path, lines.get(path[:1], 1))
 
     slug = data.get("slug")
-    if not isinstance(slug, str) or not _SLUG.match(slug):
+    if not isinstance(slug, str) or not SLUG.match(slug):
         problems.add(MANIFEST, line_of("slug"), "slug must be 3-100 characters of a-z, 0-9 and '-'")
         slug = ""
 

@@ -23,7 +23,7 @@ from rich.table import Table
 from mailer import campaigns, i18n_admin, mailouts, supporters, targets
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
-from mailer.errors import MailerError
+from mailer.errors import ImportRowError, MailerError
 from mailer.i18n import _, ngettext
 from mailer.locales import REGISTRY
 from mailer.runtime import Runtime
@@ -302,17 +302,7 @@ def supporters_import(
             }
         )
         return
-    for error in report.rejected:
-        err.print(
-            _("%(file)s: row %(row)d, %(field)s: %(reason)s")
-            % {
-                "file": report.file,
-                "row": error.row,
-                "field": error.field,
-                "reason": error.reason,
-            },
-            markup=False,
-        )
+    _print_rejected(report.file, report.rejected, _("%(file)s: row %(row)d, %(field)s: %(reason)s"))
     table = Table(title=_("Import of %(file)s") % {"file": report.file})
     table.add_column(_("Rows read"))
     table.add_column(_("New"))
@@ -336,6 +326,13 @@ def supporters_import(
     out.print(table)
 
 
+def _print_rejected(file: str, rejected: list[ImportRowError], template: str) -> None:
+    """One line on stderr per rejected row (markup off: the reasons quote the user's data)."""
+    for error in rejected:
+        values = {"file": file, "row": error.row, "field": error.field, "reason": error.reason}
+        err.print(template % values, markup=False)
+
+
 # targets
 
 
@@ -345,17 +342,7 @@ def targets_import(file: Annotated[Path, typer.Argument(help=_("A YAML list of o
     """Import officials (existing slugs are updated)."""
     with runtime() as rt:
         report = targets.import_targets(rt.db, file)
-    for error in report.rejected:
-        err.print(
-            _("%(file)s: entry %(row)d, %(field)s: %(reason)s")
-            % {
-                "file": report.file,
-                "row": error.row,
-                "field": error.field,
-                "reason": error.reason,
-            },
-            markup=False,
-        )
+    _print_rejected(report.file, report.rejected, _("%(file)s: entry %(row)d, %(field)s: %(reason)s"))
     out.print(
         _("Officials: %(new)d new, %(updated)d updated, %(rejected)d rejected.")
         % {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Target
+from mailer.store.models import SLUG, Target
 
 STATUSES = ("active", "bounced", "retired")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def parse_target(entry: Any, row: int) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise ImportRowError(row, "entry", "must be a mapping of slug, institution, title, name, email, ...")
     slug = str(entry.get("slug", "")).strip()
-    if not _SLUG.match(slug):
+    if not SLUG.match(slug):
         raise ImportRowError(row, "slug", "must be 3-100 characters of a-z, 0-9 and '-'")
     try:
         email = validate_email(str(entry.get("email", "")), check_deliverability=False).normalized
