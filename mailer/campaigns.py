@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders
-from mailer.errors import CampaignError, LocaleError
+from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -77,31 +77,32 @@ class LocaleCompleteness:
 class _Problems:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.items: list[str] = []
+        self.items: list[CampaignProblem] = []
 
-    def add(self, file: str, line: int | None, message: str) -> None:
-        where = f"{file}:{line}" if line else file
-        self.items.append(f"{where}: {message}")
+    def add(self, file: str, line: int | None, message: str, **params: Any) -> None:
+        self.items.append(CampaignProblem(file, line, message, **params))
+
+    def fatal(self, file: str, line: int | None, message: str, **params: Any) -> CampaignError:
+        self.add(file, line, message, **params)
+        return CampaignError(str(self.folder), self.items)
 
     def raise_if_any(self) -> None:
         if self.items:
-            count = len(self.items)
-            header = f"campaign folder {self.folder} has {count} problem{'s' if count > 1 else ''}:"
-            raise CampaignError("\n".join([header, *(f"  {item}" for item in self.items)]))
+            raise CampaignError(str(self.folder), self.items)
 
 
 def parse_campaign_folder(folder: Path) -> CampaignSpec:
     """Read and validate a campaign folder; every problem is reported with its file and line."""
     problems = _Problems(folder)
     if not folder.is_dir():
-        raise CampaignError(f"{folder}: not a folder")
+        raise problems.fatal(str(folder), None, N_("not a folder"))
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
-        raise CampaignError(f"{folder}: {MANIFEST} is missing")
-    data, lines = _read_yaml(manifest_path)
+        raise problems.fatal(MANIFEST, None, N_("the manifest is missing"))
+    data, lines = _read_yaml(manifest_path, problems)
     if not isinstance(data, dict):
-        raise CampaignError(
-            f"{MANIFEST}:1: the manifest must be a mapping of keys such as slug, title, locales"
+        raise problems.fatal(
+            MANIFEST, 1, N_("the manifest must be a mapping of keys such as slug, title, locales")
         )
 
     def line_of(*path: str) -> int:
@@ -109,24 +110,27 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
 
     slug = data.get("slug")
     if not isinstance(slug, str) or not SLUG.match(slug):
-        problems.add(MANIFEST, line_of("slug"), "slug must be 3-100 characters of a-z, 0-9 and '-'")
+        problems.add(MANIFEST, line_of("slug"), N_("slug must be 3-100 characters of a-z, 0-9 and -"))
         slug = ""
 
     locales: list[str] = []
     raw_locales = data.get("locales")
     if not isinstance(raw_locales, list) or not raw_locales:
         problems.add(
-            MANIFEST, line_of("locales"), f"locales must be a list such as [{', '.join(LOCALE_CODES)}]"
+            MANIFEST,
+            line_of("locales"),
+            N_("locales must be a list such as [%(codes)s]"),
+            codes=", ".join(LOCALE_CODES),
         )
     else:
         for raw in raw_locales:
             try:
                 code = get_locale(str(raw)).code
             except LocaleError as err:
-                problems.add(MANIFEST, line_of("locales"), str(err))
+                problems.add(MANIFEST, line_of("locales"), err.template, **err.params)
                 continue
             if code in locales:
-                problems.add(MANIFEST, line_of("locales"), f"locale {code} is listed twice")
+                problems.add(MANIFEST, line_of("locales"), N_("locale %(code)s is listed twice"), code=code)
             locales.append(code)
 
     default_locale = ""
@@ -134,14 +138,22 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
         default_locale = get_locale(str(data.get("default_locale", ""))).code
         if locales and default_locale not in locales:
             problems.add(
-                MANIFEST, line_of("default_locale"), f"default_locale {default_locale} is not in locales"
+                MANIFEST,
+                line_of("default_locale"),
+                N_("default_locale %(code)s is not in locales"),
+                code=default_locale,
             )
     except LocaleError as err:
-        problems.add(MANIFEST, line_of("default_locale"), f"default_locale: {err}")
+        problems.add(MANIFEST, line_of("default_locale"), N_("default_locale: %(reason)s"), reason=err)
 
     title = _locale_mapping(data.get("title"), "title", problems, line_of)
     if default_locale and default_locale not in title:
-        problems.add(MANIFEST, line_of("title"), f"title has no text for the default locale {default_locale}")
+        problems.add(
+            MANIFEST,
+            line_of("title"),
+            N_("title has no text for the default locale %(code)s"),
+            code=default_locale,
+        )
     statuses = _locale_mapping(data.get("translations"), "translations", problems, line_of)
     for code in locales:
         status = statuses.get(code)
@@ -149,13 +161,18 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
             problems.add(
                 MANIFEST,
                 line_of("translations"),
-                f"translations has no status for {code} (one of {', '.join(TRANSLATION_STATUSES)})",
+                N_("translations has no status for %(code)s (one of %(choices)s)"),
+                code=code,
+                choices=", ".join(TRANSLATION_STATUSES),
             )
         elif status not in TRANSLATION_STATUSES:
             problems.add(
                 MANIFEST,
                 line_of("translations", code),
-                f"translation status of {code} must be one of {', '.join(TRANSLATION_STATUSES)}, not {status!r}",
+                N_("translation status of %(code)s must be one of %(choices)s, not '%(value)s'"),
+                code=code,
+                choices=", ".join(TRANSLATION_STATUSES),
+                value=status,
             )
 
     contents = _read_contents(folder, problems)
@@ -173,37 +190,49 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
 
 def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> dict[str, str]:
     if value is None:
-        problems.add(MANIFEST, line_of(key), f"{key} is missing: give one entry per locale")
+        problems.add(MANIFEST, line_of(key), N_("%(key)s is missing: give one entry per locale"), key=key)
         return {}
     if not isinstance(value, dict):
-        problems.add(MANIFEST, line_of(key), f"{key} must map each locale to a text")
+        problems.add(MANIFEST, line_of(key), N_("%(key)s must map each locale to a text"), key=key)
         return {}
     result: dict[str, str] = {}
     for raw_code, text in value.items():
         try:
             code = get_locale(str(raw_code)).code
         except LocaleError as err:
-            problems.add(MANIFEST, line_of(key, str(raw_code)), f"{key}: {err}")
+            problems.add(
+                MANIFEST, line_of(key, str(raw_code)), N_("%(key)s: %(reason)s"), key=key, reason=err
+            )
             continue
         if not isinstance(text, str) or not text.strip():
-            problems.add(MANIFEST, line_of(key, str(raw_code)), f"{key}.{raw_code} must be a non-empty text")
+            problems.add(
+                MANIFEST,
+                line_of(key, str(raw_code)),
+                N_("%(key)s.%(code)s must be a non-empty text"),
+                key=key,
+                code=raw_code,
+            )
             continue
         result[code] = text.strip()
     return result
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+def _read_yaml(path: Path, problems: _Problems) -> tuple[Any, dict[tuple[str, ...], int]]:
     """The document and the line of each mapping key, for error messages."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise CampaignError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+        raise problems.fatal(
+            path.name, None, N_("not UTF-8 text (at byte %(byte)d); save it as UTF-8"), byte=err.start
+        ) from err
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else 1
-        raise CampaignError(f"{path.name}:{line}: invalid YAML: {err.problem}") from err
+        raise problems.fatal(
+            path.name, line, N_("invalid YAML: %(reason)s"), reason=str(err.problem)
+        ) from err
     lines: dict[tuple[str, ...], int] = {}
 
     def walk(current: Any, prefix: tuple[str, ...]) -> None:
@@ -224,17 +253,27 @@ def _read_contents(folder: Path, problems: _Problems) -> list[ContentSpec]:
         match = _CONTENT_FILE.match(path.name)
         if not match or match["kind"] not in KINDS:
             problems.add(
-                path.name, None, f"content files are named KIND.LOCALE.md with KIND one of {', '.join(KINDS)}"
+                path.name,
+                None,
+                N_("content files are named KIND.LOCALE.md with KIND one of %(kinds)s"),
+                kinds=", ".join(KINDS),
             )
             continue
         try:
             locale = get_locale(match["locale"]).code
         except LocaleError as err:
-            problems.add(path.name, None, str(err))
+            problems.add(path.name, None, err.template, **err.params)
             continue
         kind = match["kind"]
         if (kind, locale) in seen:
-            problems.add(path.name, None, f"the {kind} in {locale} is already given by {seen[kind, locale]}")
+            problems.add(
+                path.name,
+                None,
+                N_("the %(kind)s in %(code)s is already given by %(other)s"),
+                kind=kind,
+                code=locale,
+                other=seen[kind, locale],
+            )
             continue
         seen[kind, locale] = path.name
         content = _read_content_file(path, kind, locale, problems)
@@ -247,50 +286,55 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        problems.add(path.name, None, f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8")
+        problems.add(
+            path.name, None, N_("not UTF-8 text (at byte %(byte)d); save it as UTF-8"), byte=err.start
+        )
         return None
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
         problems.add(
-            path.name, 1, "the file must start with front matter: a line '---', subject: ..., then '---'"
+            path.name, 1, N_("the file must start with front matter: a line ---, subject: ..., then ---")
         )
         return None
     try:
         end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---")
     except StopIteration:
-        problems.add(path.name, 1, "the front matter is not closed by a line '---'")
+        problems.add(path.name, 1, N_("the front matter is not closed by a line ---"))
         return None
     try:
         meta = yaml.safe_load("\n".join(lines[1:end])) or {}
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 2 if err.problem_mark else 1
-        problems.add(path.name, line, f"invalid front matter: {err.problem}")
+        problems.add(path.name, line, N_("invalid front matter: %(reason)s"), reason=str(err.problem))
         return None
     if not isinstance(meta, dict):
-        problems.add(path.name, 2, "the front matter must be keys such as subject: and preheader:")
+        problems.add(path.name, 2, N_("the front matter must be keys such as subject: and preheader:"))
         return None
     unknown_keys = set(meta) - {"subject", "preheader"}
     if unknown_keys:
         problems.add(
-            path.name, 2, f"unknown front matter key(s): {', '.join(sorted(map(str, unknown_keys)))}"
+            path.name,
+            2,
+            N_("unknown front matter key(s): %(keys)s"),
+            keys=", ".join(sorted(map(str, unknown_keys))),
         )
     subject = meta.get("subject")
     if not isinstance(subject, str) or not subject.strip():
-        problems.add(path.name, 2, "subject is missing from the front matter")
+        problems.add(path.name, 2, N_("subject is missing from the front matter"))
         return None
     preheader = meta.get("preheader") or ""
     if not isinstance(preheader, str):
-        problems.add(path.name, 2, "preheader must be a text")
+        problems.add(path.name, 2, N_("preheader must be a text"))
         return None
     for name, value in (("subject", subject), ("preheader", preheader)):
         if "\n" in value.strip() or len(value) > 300:
-            problems.add(path.name, 2, f"{name} must be one line of at most 300 characters")
+            problems.add(path.name, 2, N_("%(key)s must be one line of at most 300 characters"), key=name)
     body_lines = lines[end + 1 :]
     skipped = next((i for i, line in enumerate(body_lines) if line.strip()), len(body_lines))
     body = "\n".join(body_lines[skipped:]).rstrip("\n")
     body_first_line = end + 2 + skipped
     if not body.strip():
-        problems.add(path.name, end + 2, "the body is empty")
+        problems.add(path.name, end + 2, N_("the body is empty"))
     allowed = KINDS[kind]
     key_line = {key: _line_of_key(lines[:end], key) for key in ("subject", "preheader")}
     parts = ((subject, key_line["subject"]), (preheader, key_line["preheader"]), (body, body_first_line))
@@ -300,7 +344,10 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
             problems.add(
                 path.name,
                 problem.line,
-                f"unknown placeholder {problem.text} (allowed in the {kind}: {known})",
+                N_("unknown placeholder %(text)s (allowed in the %(kind)s: %(known)s)"),
+                text=problem.text,
+                kind=kind,
+                known=known,
             )
     return ContentSpec(kind, locale, subject.strip(), preheader.strip(), body + "\n", path.name)
 

@@ -24,7 +24,7 @@ from mailer import campaigns, i18n_admin, mailouts, supporters, targets
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
 from mailer.errors import ImportRowError, MailerError
-from mailer.i18n import _, ngettext
+from mailer.i18n import _, interface_translations, ngettext
 from mailer.locales import REGISTRY
 from mailer.runtime import Runtime
 from mailer.store import upgrade_database
@@ -34,7 +34,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Reasons go to stderr unwrapped: one reason, one line, whatever the terminal's width.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     help=_(
@@ -75,7 +76,7 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except MailerError as error:
-            fail(str(error))
+            fail(error.render(interface_translations()))
 
     return wrapper
 
@@ -329,7 +330,8 @@ def supporters_import(
 def _print_rejected(file: str, rejected: list[ImportRowError], template: str) -> None:
     """One line on stderr per rejected row (markup off: the reasons quote the user's data)."""
     for error in rejected:
-        values = {"file": file, "row": error.row, "field": error.field, "reason": error.reason}
+        reason = error.render_reason(interface_translations())
+        values = {"file": file, "row": error.row, "field": error.field, "reason": reason}
         err.print(template % values, markup=False)
 
 
@@ -655,5 +657,5 @@ def main() -> None:
     try:
         app()
     except MailerError as error:  # errors raised while options are parsed
-        err.print(_("error: %(reason)s") % {"reason": str(error)}, markup=False)
+        err.print(_("error: %(reason)s") % {"reason": error.render(interface_translations())}, markup=False)
         sys.exit(1)

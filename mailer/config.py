@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.errors import ConfigError, LocaleError
+from mailer.errors import N_, ConfigError, LocaleError
 from mailer.locales import get_locale
 
 TransportName = Literal["outbox", "smtp", "sendgrid"]
@@ -61,20 +61,24 @@ class Settings:
 
         transport = (get("MAILER_TRANSPORT") or "outbox").lower()
         if transport not in TRANSPORTS:
-            raise ConfigError(f"MAILER_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+            raise ConfigError(
+                N_("MAILER_TRANSPORT must be one of %(choices)s, not '%(value)s'"),
+                choices=", ".join(TRANSPORTS),
+                value=transport,
+            )
 
         smtp_url = get("MAILER_SMTP_URL")
         if smtp_url is not None:
             _check_url("MAILER_SMTP_URL", smtp_url, ("smtp", "smtps"))
         elif transport == "smtp":
-            raise ConfigError("MAILER_SMTP_URL is required when MAILER_TRANSPORT=smtp (smtp://host:587)")
+            raise ConfigError(N_("MAILER_SMTP_URL is required when MAILER_TRANSPORT=smtp (smtp://host:587)"))
 
         sendgrid_api_url = (get("MAILER_SENDGRID_API_URL") or DEFAULT_SENDGRID_API_URL).rstrip("/")
         _check_url("MAILER_SENDGRID_API_URL", sendgrid_api_url, ("http", "https"))
         sendgrid_api_key = get("MAILER_SENDGRID_API_KEY") or get("SENDGRID_API_KEY")
         if transport == "sendgrid" and sendgrid_api_key is None:
             raise ConfigError(
-                "MAILER_SENDGRID_API_KEY (or SENDGRID_API_KEY) is required when MAILER_TRANSPORT=sendgrid"
+                N_("MAILER_SENDGRID_API_KEY (or SENDGRID_API_KEY) is required when MAILER_TRANSPORT=sendgrid")
             )
 
         # Several keys, newest first, so that keys can be rotated without breaking links already sent.
@@ -82,7 +86,7 @@ class Settings:
         for key in secret_keys:
             if len(key) < 16:
                 raise ConfigError(
-                    "MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters"
+                    N_("MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters")
                 )
 
         base_url = (get("MAILER_BASE_URL") or "http://localhost:8000").rstrip("/")
@@ -92,11 +96,13 @@ class Settings:
         try:
             from_email = validate_email(from_email, check_deliverability=False).normalized
         except EmailNotValidError as err:
-            raise ConfigError(f"MAILER_FROM_EMAIL is not a valid address: {err}") from err
+            raise ConfigError(
+                N_("MAILER_FROM_EMAIL is not a valid address: %(reason)s"), reason=str(err)
+            ) from err
 
         from_name = get("MAILER_FROM_NAME") or "Solidarity Mailer"
         if any(c in from_name for c in "\r\n"):
-            raise ConfigError("MAILER_FROM_NAME must be one line")
+            raise ConfigError(N_("MAILER_FROM_NAME must be one line"))
 
         max_age = _int_var(env, "MAILER_SENDGRID_WEBHOOK_MAX_AGE", 600, minimum=0)
         batch_size = _int_var(env, "MAILER_BATCH_SIZE", 500, minimum=1, maximum=1000)
@@ -105,7 +111,7 @@ class Settings:
         try:
             language = get_locale(language).code
         except LocaleError as err:
-            raise ConfigError(f"MAILER_LANGUAGE: {err}") from err
+            raise ConfigError(N_("MAILER_LANGUAGE: %(reason)s"), reason=err) from err
 
         return cls(
             database_url=database_url,
@@ -125,26 +131,30 @@ class Settings:
             language=language,
         )
 
-    def with_changes(self, **changes: object) -> Settings:
-        """A copy with some fields replaced (the demo fills in defaults the user did not set)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
-
     def require_secret_keys(self) -> tuple[str, ...]:
         """The signing keys; signing links without one would make every token forgeable."""
         if not self.secret_keys:
             raise ConfigError(
-                "MAILER_SECRET_KEY is not set: it signs unsubscribe and confirmation links "
-                "(use a random string of 32+ characters)"
+                N_(
+                    "MAILER_SECRET_KEY is not set: it signs unsubscribe and confirmation links "
+                    "(use a random string of 32 or more characters)"
+                )
             )
         return self.secret_keys
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    # The value itself is not repeated: a URL may carry a password, and error messages end up in logs.
     parts = urlsplit(value)
     if parts.scheme not in schemes:
-        raise ConfigError(f"{name} must start with {' or '.join(s + '://' for s in schemes)}; got {value!r}")
+        raise ConfigError(
+            N_("%(name)s must start with %(schemes)s (it starts with '%(found)s')"),
+            name=name,
+            schemes=" or ".join(s + "://" for s in schemes),
+            found=parts.scheme + ":" if parts.scheme else value[:8],
+        )
     if parts.scheme != "sqlite" and not parts.hostname:
-        raise ConfigError(f"{name} has no host name: {value!r}")
+        raise ConfigError(N_("%(name)s has no host name"), name=name)
 
 
 def _int_var(
@@ -156,8 +166,15 @@ def _int_var(
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ConfigError(f"{name} must be {bound}, not {value}")
+        raise ConfigError(
+            N_("%(name)s must be a whole number, not '%(value)s'"), name=name, value=raw
+        ) from None
+    if value < minimum:
+        raise ConfigError(
+            N_("%(name)s must be at least %(min)d, not %(value)d"), name=name, min=minimum, value=value
+        )
+    if maximum is not None and value > maximum:
+        raise ConfigError(
+            N_("%(name)s must be at most %(max)d, not %(value)d"), name=name, max=maximum, value=value
+        )
     return value

@@ -16,9 +16,43 @@ MailerError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from gettext import NullTranslations
+from typing import Any
+
+_ENGLISH = NullTranslations()
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalogs; it is translated where it is shown, in that place's language."""
+    return message
+
 
 class MailerError(Exception):
-    """Root of every error the engine raises on purpose."""
+    """Root of every error the engine raises on purpose.
+
+    The message is a catalog template with named parameters, so that each edge can show it in its own
+    language (the command line in MAILER_LANGUAGE, a web page in the page's); ``str()`` gives English.
+    """
+
+    def __init__(self, message: str = "", /, **params: Any) -> None:
+        self.template = message
+        self.params = params
+        super().__init__(message)
+
+    def render(self, translations: NullTranslations = _ENGLISH) -> str:
+        """The message in the language of ``translations`` (parameters that are errors are rendered too)."""
+        text = translations.gettext(self.template)
+        if not self.params:
+            return text
+        return text % {k: _render_value(v, translations) for k, v in self.params.items()}
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _render_value(value: Any, translations: NullTranslations) -> Any:
+    return value.render(translations) if isinstance(value, MailerError) else value
 
 
 class ConfigError(MailerError):
@@ -29,8 +63,34 @@ class LocaleError(MailerError):
     """A locale code is unknown or not enabled."""
 
 
+class CampaignProblem(MailerError):
+    """One problem in one file of a campaign folder."""
+
+    def __init__(self, file: str, line: int | None, message: str, /, **params: Any) -> None:
+        super().__init__(message, **params)
+        self.file = file
+        self.line = line
+
+    def render(self, translations: NullTranslations = _ENGLISH) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {super().render(translations)}"
+
+
 class CampaignError(MailerError):
-    """A campaign folder or its content is invalid."""
+    """A campaign folder or its content is invalid: every problem found, each with its file and line."""
+
+    def __init__(self, folder: str, problems: Sequence[CampaignProblem]) -> None:
+        super().__init__("campaign folder %(folder)s", folder=folder)
+        self.folder = folder
+        self.problems = list(problems)
+
+    def render(self, translations: NullTranslations = _ENGLISH) -> str:
+        header = translations.ngettext(
+            "campaign folder %(folder)s has %(num)d problem:",
+            "campaign folder %(folder)s has %(num)d problems:",
+            len(self.problems),
+        ) % {"folder": self.folder, "num": len(self.problems)}
+        return "\n".join([header, *(f"  {p.render(translations)}" for p in self.problems)])
 
 
 class ImportFileError(MailerError):
@@ -38,13 +98,23 @@ class ImportFileError(MailerError):
 
 
 class ImportRowError(MailerError):
-    """One row of an import file is invalid."""
+    """One row of an import file is invalid; the message is the reason, ``row`` and ``field`` say where."""
 
-    def __init__(self, row: int, field: str, reason: str) -> None:
-        super().__init__(f"row {row}, {field}: {reason}")
+    def __init__(self, row: int, field: str, reason: str, /, **params: Any) -> None:
+        super().__init__(reason, **params)
         self.row = row
         self.field = field
-        self.reason = reason
+
+    @property
+    def reason(self) -> str:
+        return super().render()
+
+    def render(self, translations: NullTranslations = _ENGLISH) -> str:
+        where = translations.gettext("row %(row)d, %(field)s: %(reason)s")
+        return where % {"row": self.row, "field": self.field, "reason": super().render(translations)}
+
+    def render_reason(self, translations: NullTranslations = _ENGLISH) -> str:
+        return super().render(translations)
 
 
 class NotFoundError(MailerError):

@@ -20,7 +20,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from mailer.errors import LocaleError
+from mailer.errors import N_, LocaleError
 from mailer.locales import SOURCE_LOCALE, get_locale
 from mailer.resources import resource_dir
 
@@ -43,7 +43,9 @@ def translations(code: str) -> _gettext.NullTranslations:
         with mo.open("rb") as handle:
             return Translations(handle, domain=DOMAIN)
     if not po.exists():
-        raise LocaleError(f"no catalog for locale {locale.code}: {po.name} is missing")
+        raise LocaleError(
+            N_("no catalog for locale %(code)s: %(file)s is missing"), code=locale.code, file=po.name
+        )
     with po.open("rb") as handle:
         catalog = read_po(handle, locale=locale.babel_id)
     buffer = io.BytesIO()
@@ -58,6 +60,11 @@ def interface_language() -> str:
         return get_locale(os.environ.get("MAILER_LANGUAGE", "") or SOURCE_LOCALE).code
     except LocaleError:
         return SOURCE_LOCALE
+
+
+def interface_translations() -> _gettext.NullTranslations:
+    """The catalog of the interface language."""
+    return translations(interface_language())
 
 
 def _(message: str) -> str:

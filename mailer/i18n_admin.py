@@ -14,13 +14,13 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from mailer.errors import MailerError
+from mailer.errors import N_, MailerError
 from mailer.i18n import DOMAIN, catalog_path
 from mailer.locales import REGISTRY, SOURCE_LOCALE
 from mailer.resources import resource_dir
 
 PROJECT = "solidarity-mailer"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 # Babel keeps a catalog's header comment but drops unknown headers, so the review status lives there:
 # a line "Review status: draft" (machine-drafted, a native speaker must review) or "Review status: reviewed".
 REVIEW_STATUS = re.compile(r"Review status:\s*(\w+)")
@@ -68,7 +68,7 @@ def _read(path: Path, locale: str | None = None) -> Catalog:
 def update() -> list[tuple[str, bool]]:
     """Merge messages.pot into each locale's catalog; (locale, created) per locale."""
     if not _template_path().exists():
-        raise MailerError("translations/messages.pot is missing: run `mailer i18n extract` first")
+        raise MailerError(N_("translations/messages.pot is missing: run `mailer i18n extract` first"))
     template = _read(_template_path())
     results = []
     for code in _target_codes():
@@ -103,11 +103,17 @@ def compile_catalogs() -> list[tuple[str, int]]:
     for code in _target_codes():
         path = catalog_path(code)
         if not path.exists():
-            raise MailerError(f"{path.relative_to(_root())} is missing: run `mailer i18n update` first")
+            raise MailerError(
+                N_("%(file)s is missing: run `mailer i18n update` first"), file=str(path.relative_to(_root()))
+            )
         catalog = _read(path, REGISTRY[code].babel_id)
         errors = [f"{message.id!r}: {'; '.join(map(str, errs))}" for message, errs in catalog.check()]
         if errors:
-            raise MailerError(f"{path.relative_to(_root())}: " + " | ".join(errors[:5]))
+            raise MailerError(
+                N_("%(file)s: %(problems)s"),
+                file=str(path.relative_to(_root())),
+                problems=" | ".join(errors[:5]),
+            )
         with catalog_path(code, ".mo").open("wb") as handle:
             write_mo(handle, catalog)
         results.append((code, sum(1 for m in catalog if m.id and m.string and not m.fuzzy)))
@@ -151,7 +157,7 @@ def _is_translated(string: Any) -> bool:
 def status() -> list[CatalogStatus]:
     """How much of messages.pot each locale's catalog translates."""
     if not _template_path().exists():
-        raise MailerError("translations/messages.pot is missing: run `mailer i18n extract` first")
+        raise MailerError(N_("translations/messages.pot is missing: run `mailer i18n extract` first"))
     template_ids = {m.id if isinstance(m.id, str) else m.id[0] for m in _read(_template_path()) if m.id}
     rows = []
     for code in _target_codes():

@@ -13,7 +13,7 @@ from typing import Literal
 
 from babel import Locale as BabelLocale
 
-from mailer.errors import LocaleError
+from mailer.errors import N_, LocaleError
 
 Direction = Literal["ltr", "rtl"]
 
@@ -111,10 +111,12 @@ def get_locale(code: str) -> Locale:
         return REGISTRY[primary]
     if primary == "ku":
         raise LocaleError(
-            f"locale {code!r} is ambiguous: write ckb for Sorani Kurdish or kmr for Kurmanji Kurdish"
+            N_("locale '%(code)s' is ambiguous: write ckb for Sorani Kurdish or kmr for Kurmanji Kurdish"),
+            code=code,
         )
-    known = ", ".join(LOCALE_CODES)
-    raise LocaleError(f"unknown locale {code!r} (known: {known})")
+    raise LocaleError(
+        N_("unknown locale '%(code)s' (known: %(known)s)"), code=code, known=", ".join(LOCALE_CODES)
+    )
 
 
 def normalize_locale(code: str) -> str:

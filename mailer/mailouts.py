@@ -21,6 +21,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from mailer.errors import (
+    N_,
     LocaleError,
     MailoutError,
     PermanentSendError,
@@ -62,21 +63,29 @@ def parse_segment(options: Sequence[str]) -> dict[str, list[str]]:
         key, value = key.strip().lower(), value.strip()
         if not sep or not value:
             raise MailoutError(
-                f"--segment {option!r}: write KEY=VALUE, such as locale=ar or governorate=Basra"
+                N_("--segment '%(option)s': write KEY=VALUE, such as locale=ar or governorate=Basra"),
+                option=option,
             )
         if key not in SEGMENT_KEYS:
             raise MailoutError(
-                f"--segment {option!r}: unknown key {key!r} (known: {', '.join(SEGMENT_KEYS)})"
+                N_("--segment '%(option)s': unknown key '%(key)s' (known: %(known)s)"),
+                option=option,
+                key=key,
+                known=", ".join(SEGMENT_KEYS),
             )
         if key == "locale":
             try:
                 value = get_locale(value).code
             except LocaleError as err:
-                raise MailoutError(f"--segment {option!r}: {err}") from err
+                raise MailoutError(
+                    N_("--segment '%(option)s': %(reason)s"), option=option, reason=err
+                ) from err
         else:
             found = find_governorate(value)
             if found is None:
-                raise MailoutError(f"--segment {option!r}: unknown governorate {value!r}")
+                raise MailoutError(
+                    N_("--segment '%(option)s': unknown governorate '%(value)s'"), option=option, value=value
+                )
             value = found
         if value not in segment.setdefault(key, []):
             segment[key].append(value)
@@ -90,10 +99,10 @@ def parse_fallbacks(options: Sequence[str]) -> dict[str, str]:
         source, sep, target = option.partition("=")
         try:
             if not sep:
-                raise LocaleError("write FROM=TO, such as ckb=en")
+                raise LocaleError(N_("write FROM=TO, such as ckb=en"))
             fallbacks[get_locale(source).code] = get_locale(target).code
         except LocaleError as err:
-            raise MailoutError(f"--fallback {option!r}: {err}") from err
+            raise MailoutError(N_("--fallback '%(option)s': %(reason)s"), option=option, reason=err) from err
     return fallbacks
 
 
@@ -121,7 +130,9 @@ def _content_plan(
             target = fallbacks[code]
             if not usable(target):
                 raise MailoutError(
-                    f"--fallback {code}={target}: the campaign has no complete alert in {target}"
+                    N_("--fallback %(source)s=%(target)s: the campaign has no complete alert in %(target)s"),
+                    source=code,
+                    target=target,
                 )
             plan[code] = target
         elif usable(code):
@@ -131,8 +142,13 @@ def _content_plan(
     if missing:
         hint = " ".join(f"--fallback {code}={campaign.default_locale}" for code in missing)
         raise MailoutError(
-            f"campaign {campaign.slug} has no complete alert in {', '.join(missing)}, and the segment has "
-            f"supporters who read it; add the translation, or say what to send them instead: {hint}"
+            N_(
+                "campaign %(slug)s has no complete alert in %(codes)s, and the segment has supporters who "
+                "read it; add the translation, or say what to send them instead: %(hint)s"
+            ),
+            slug=campaign.slug,
+            codes=", ".join(missing),
+            hint=hint,
         )
     return plan
 
@@ -171,7 +187,7 @@ def launch_mailout(
             mailout = mailout or repo.find_mailout(session, campaign.id, segment_key)
         assert mailout is not None
         if mailout.status == "cancelled":
-            raise MailoutError(f"mailout {mailout.id} of this campaign and segment was cancelled")
+            raise MailoutError(N_("mailout %(id)d of this campaign and segment was cancelled"), id=mailout.id)
         mailout_id = mailout.id
 
     new_messages = 0

@@ -16,7 +16,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from mailer.content import RLM, insert_markers, markdown_to_html, markdown_to_text, marker, substitute
-from mailer.errors import RenderError
+from mailer.errors import N_, RenderError
 from mailer.i18n import format_date, translations
 from mailer.locales import Locale, get_locale
 from mailer.resources import resource_dir
@@ -110,7 +110,9 @@ class Renderer:
             html = env.get_template("email/alert/body.html").render(context)
             text = env.get_template("email/alert/body.txt").render(context)
         except TemplateError as err:
-            raise RenderError(f"alert template in {locale.code}: {err}") from err
+            raise RenderError(
+                N_("alert template in %(code)s: %(reason)s"), code=locale.code, reason=str(err)
+            ) from err
         return PreparedEmail(locale=locale, subject=subject, html=_inliner().inline(html), text=text + "\n")
 
 

@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from mailer.errors import MailerError
+from mailer.errors import N_, MailerError
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -17,7 +17,9 @@ def resource_dir(name: Literal["templates", "translations"]) -> Path:
     for candidate in (_PACKAGE / "_resources" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
-    raise MailerError(f"the {name}/ folder is missing from this installation of solidarity-mailer")
+    raise MailerError(
+        N_("the %(name)s/ folder is missing from this installation of solidarity-mailer"), name=name
+    )
 
 
 def demo_dir() -> Path:

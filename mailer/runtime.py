@@ -10,7 +10,7 @@ from functools import cached_property
 
 from mailer import mailouts
 from mailer.config import Settings
-from mailer.errors import ConfigError
+from mailer.errors import N_, ConfigError
 from mailer.rendering import Renderer
 from mailer.store import Database
 from mailer.tasking import TaskBackend, load_backend
@@ -51,7 +51,8 @@ class Runtime:
         if self.settings.transport == "outbox":
             return OutboxTransport(self.settings.outbox_dir)
         raise ConfigError(
-            f"MAILER_TRANSPORT={self.settings.transport} is not available in this version yet; use outbox"
+            N_("MAILER_TRANSPORT=%(name)s is not available in this version yet; use outbox"),
+            name=self.settings.transport,
         )
 
     def send_batch(self, message_ids: Sequence[int]) -> mailouts.BatchResult:

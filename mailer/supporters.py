@@ -14,9 +14,9 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.errors import ImportFileError, ImportRowError, LocaleError
+from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
 from mailer.governorates import find_governorate
-from mailer.locales import get_locale
+from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Supporter
@@ -61,8 +61,13 @@ def decode_csv(data: bytes, filename: str) -> str:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise ImportFileError(
-            f"{filename}: line {line} is not UTF-8 (byte 0x{data[err.start]:02x}); nothing was imported. "
-            "Save the file as 'CSV UTF-8' (Windows-1256 and other code pages are not accepted)"
+            N_(
+                "%(file)s: line %(line)d is not UTF-8 (byte 0x%(byte)02x); nothing was imported. "
+                "Save the file as 'CSV UTF-8' (Windows-1256 and other code pages are not accepted)"
+            ),
+            file=filename,
+            line=line,
+            byte=data[err.start],
         ) from err
 
 
@@ -72,22 +77,25 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFileError(f"{filename}: the file is empty; expected a header line") from None
+        raise ImportFileError(
+            N_("%(file)s: the file is empty; expected a header line"), file=filename
+        ) from None
     except csv.Error as err:
-        raise ImportFileError(f"{filename}: row 1: {err}") from err
+        raise ImportFileError(N_("%(file)s: row 1: %(reason)s"), file=filename, reason=str(err)) from err
     columns = [column.strip().lower() for column in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    expected = ",".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
     if missing or unknown:
-        problems = []
-        if missing:
-            problems.append(f"missing column(s): {', '.join(missing)}")
-        if unknown:
-            problems.append(f"unknown column(s): {', '.join(repr(c) for c in unknown)}")
-        expected = ",".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
-        raise ImportFileError(f"{filename}: row 1: {'; '.join(problems)} (expected {expected})")
+        raise ImportFileError(
+            N_("%(file)s: row 1: the columns must be %(columns)s; missing: %(missing)s; unknown: %(unknown)s"),
+            file=filename,
+            columns=expected,
+            missing=", ".join(missing) or "-",
+            unknown=", ".join(repr(c) for c in unknown) or "-",
+        )
     if len(set(columns)) != len(columns):
-        raise ImportFileError(f"{filename}: row 1: a column appears twice")
+        raise ImportFileError(N_("%(file)s: row 1: a column appears twice"), file=filename)
 
     rows: list[SupporterRow] = []
     rejected: list[ImportRowError] = []
@@ -100,13 +108,24 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
         except StopIteration:
             break
         except csv.Error as err:
-            raise ImportFileError(f"{filename}: row {row_number}: {err}; nothing was imported") from err
+            raise ImportFileError(
+                N_("%(file)s: row %(row)d: %(reason)s; nothing was imported"),
+                file=filename,
+                row=row_number,
+                reason=str(err),
+            ) from err
         if not any(cell.strip() for cell in cells):
             continue
         count += 1
         if len(cells) != len(columns):
             rejected.append(
-                ImportRowError(row_number, "row", f"has {len(cells)} fields, the header has {len(columns)}")
+                ImportRowError(
+                    row_number,
+                    "row",
+                    N_("has %(found)d fields, the header has %(expected)d"),
+                    found=len(cells),
+                    expected=len(columns),
+                )
             )
             continue
         try:
@@ -119,46 +138,60 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
 def _parse_row(row: int, cells: dict[str, str]) -> SupporterRow:
     raw_email = cells["email"].strip()
     if not raw_email:
-        raise ImportRowError(row, "email", "is empty")
+        raise ImportRowError(row, "email", N_("is empty"))
     try:
         email = validate_email(raw_email, check_deliverability=False).normalized
     except EmailNotValidError as err:
-        raise ImportRowError(row, "email", f"{raw_email!r} is not a valid address: {err}") from err
+        raise ImportRowError(
+            row,
+            "email",
+            N_("'%(value)s' is not a valid address: %(reason)s"),
+            value=raw_email,
+            reason=str(err),
+        ) from err
     name = _clean_name(row, cells["name"])
     try:
         locale = get_locale(cells["locale"]).code if cells["locale"].strip() else ""
     except LocaleError as err:
-        raise ImportRowError(row, "locale", str(err)) from err
+        raise ImportRowError(row, "locale", err.template, **err.params) from err
     if not locale:
-        raise ImportRowError(row, "locale", "is empty (one of en, ar, ckb, kmr)")
+        raise ImportRowError(row, "locale", N_("is empty (one of %(codes)s)"), codes=", ".join(LOCALE_CODES))
     governorate = None
     if cells["governorate"].strip():
         governorate = find_governorate(cells["governorate"])
         if governorate is None:
-            raise ImportRowError(row, "governorate", f"unknown governorate {cells['governorate'].strip()!r}")
+            raise ImportRowError(
+                row, "governorate", N_("unknown governorate '%(value)s'"), value=cells["governorate"].strip()
+            )
     tags = tuple(
         sorted({t.strip().lower() for t in cells.get("tags", "").replace(",", ";").split(";") if t.strip()})
     )
     for tag in tags:
         if tag.startswith(FORMULA_PREFIXES) or not tag.replace("-", "").replace("_", "").isalnum():
-            raise ImportRowError(row, "tags", f"tag {tag!r} may only hold letters, digits, '-' and '_'")
+            raise ImportRowError(
+                row, "tags", N_("tag '%(value)s' may only hold letters, digits, - and _"), value=tag
+            )
     return SupporterRow(row, email, email.lower(), name, locale, governorate, tags)
 
 
 def _clean_name(row: int, raw: str) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if not name:
-        raise ImportRowError(row, "name", "is empty")
+        raise ImportRowError(row, "name", N_("is empty"))
     if "\r" in name or "\n" in name:
-        raise ImportRowError(row, "name", "contains a line break")
+        raise ImportRowError(row, "name", N_("contains a line break"))
     for char in name:
         category = unicodedata.category(char)
         if category == "Cc" or (category == "Cf" and char not in ALLOWED_FORMAT_CHARS):
-            raise ImportRowError(row, "name", f"contains the invisible control character U+{ord(char):04X}")
+            raise ImportRowError(
+                row, "name", N_("contains the invisible control character U+%(code)04X"), code=ord(char)
+            )
     if name.startswith(FORMULA_PREFIXES):
-        raise ImportRowError(row, "name", f"starts with {name[0]!r}, like a spreadsheet formula")
+        raise ImportRowError(
+            row, "name", N_("starts with '%(char)s', like a spreadsheet formula"), char=name[0]
+        )
     if len(name) > MAX_NAME:
-        raise ImportRowError(row, "name", f"is longer than {MAX_NAME} characters")
+        raise ImportRowError(row, "name", N_("is longer than %(max)d characters"), max=MAX_NAME)
     return " ".join(name.split())
 
 
@@ -188,7 +221,9 @@ def import_supporters(db: Database, path: Path) -> ImportReport:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ImportFileError(f"{path}: cannot be read: {err.strerror}") from err
+        raise ImportFileError(
+            N_("%(file)s: cannot be read: %(reason)s"), file=str(path), reason=err.strerror
+        ) from err
     return import_supporters_text(db, decode_csv(data, path.name), path.name)
 
 

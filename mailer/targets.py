@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.errors import ImportFileError, ImportRowError, LocaleError
+from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
@@ -31,48 +31,58 @@ class TargetImportReport:
 def _names(entry: dict[str, Any], row: int, key: str) -> dict[str, str]:
     value = entry.get(key)
     if not isinstance(value, dict):
-        raise ImportRowError(row, key, f"must give the {key} in each locale ({', '.join(LOCALE_CODES)})")
+        raise ImportRowError(
+            row,
+            key,
+            N_("must give the %(key)s in each locale (%(codes)s)"),
+            key=key,
+            codes=", ".join(LOCALE_CODES),
+        )
     names: dict[str, str] = {}
     for code, text in value.items():
         try:
             names[get_locale(str(code)).code] = str(text).strip()
         except LocaleError as err:
-            raise ImportRowError(row, key, str(err)) from err
+            raise ImportRowError(row, key, err.template, **err.params) from err
     missing = [c for c in LOCALE_CODES if not names.get(c)]
     if missing:
-        raise ImportRowError(row, key, f"has no text in {', '.join(missing)}")
+        raise ImportRowError(row, key, N_("has no text in %(codes)s"), codes=", ".join(missing))
     return names
 
 
 def parse_target(entry: Any, row: int) -> dict[str, Any]:
     """The columns of one official, validated; ``row`` is the entry's position (1-based)."""
     if not isinstance(entry, dict):
-        raise ImportRowError(row, "entry", "must be a mapping of slug, institution, title, name, email, ...")
+        raise ImportRowError(
+            row, "entry", N_("must be a mapping of slug, institution, title, name, email, ...")
+        )
     slug = str(entry.get("slug", "")).strip()
     if not SLUG.match(slug):
-        raise ImportRowError(row, "slug", "must be 3-100 characters of a-z, 0-9 and '-'")
+        raise ImportRowError(row, "slug", N_("must be 3-100 characters of a-z, 0-9 and -"))
     try:
         email = validate_email(str(entry.get("email", "")), check_deliverability=False).normalized
     except EmailNotValidError as err:
-        raise ImportRowError(row, "email", str(err)) from err
+        raise ImportRowError(row, "email", N_("not a valid address: %(reason)s"), reason=str(err)) from err
     try:
         letter_locale = get_locale(str(entry.get("letter_locale", ""))).code
     except LocaleError as err:
-        raise ImportRowError(row, "letter_locale", str(err)) from err
+        raise ImportRowError(row, "letter_locale", err.template, **err.params) from err
     governorate = None
     if entry.get("governorate"):
         governorate = find_governorate(str(entry["governorate"]))
         if governorate is None:
-            raise ImportRowError(row, "governorate", f"unknown governorate {entry['governorate']!r}")
+            raise ImportRowError(
+                row, "governorate", N_("unknown governorate '%(value)s'"), value=entry["governorate"]
+            )
     status = str(entry.get("status", "active"))
     if status not in STATUSES:
-        raise ImportRowError(row, "status", f"must be one of {', '.join(STATUSES)}")
+        raise ImportRowError(row, "status", N_("must be one of %(choices)s"), choices=", ".join(STATUSES))
     verified_on = entry.get("verified_on")
     if verified_on is not None and not isinstance(verified_on, dt.date):
         try:
             verified_on = dt.date.fromisoformat(str(verified_on))
         except ValueError as err:
-            raise ImportRowError(row, "verified_on", "must be a date such as 2026-11-01") from err
+            raise ImportRowError(row, "verified_on", N_("must be a date such as 2026-11-01")) from err
     return {
         "slug": slug,
         "institution": _names(entry, row, "institution"),
@@ -91,9 +101,11 @@ def import_targets(db: Database, path: Path) -> TargetImportReport:
     try:
         entries = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ImportFileError(f"{path.name}: cannot be read as UTF-8 YAML: {err}") from err
+        raise ImportFileError(
+            N_("%(file)s: cannot be read as UTF-8 YAML: %(reason)s"), file=path.name, reason=str(err)
+        ) from err
     if not isinstance(entries, list):
-        raise ImportFileError(f"{path.name}: expected a list of officials")
+        raise ImportFileError(N_("%(file)s: expected a list of officials"), file=path.name)
     good: list[dict[str, Any]] = []
     rejected: list[ImportRowError] = []
     for row, entry in enumerate(entries, start=1):

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from typing import Protocol
 
 from mailer.config import Settings
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import N_, ConfigError, MailerError
 
 BULK_QUEUE = "bulk"
 LETTERS_QUEUE = "letters"
@@ -45,8 +45,10 @@ class InProcessBackend:
 
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
         raise MailerError(
-            "MAILER_BROKER_URL is not set: tasks run inside each command, so there is no worker to start "
-            "(set it to redis://HOST:6379/0 to use workers)"
+            N_(
+                "MAILER_BROKER_URL is not set: tasks run inside each command, so there is no worker to start "
+                "(set it to redis://HOST:6379/0 to use workers)"
+            )
         )
 
 
@@ -57,8 +59,10 @@ def load_backend(settings: Settings, handler: Callable[[list[int]], object]) -> 
     found = entry_points(group=ENTRY_POINT_GROUP, name="celery")
     if not found:
         raise ConfigError(
-            "MAILER_BROKER_URL is set but the celery task backend is not installed "
-            "(install solidarity-mailer with its workers package)"
+            N_(
+                "MAILER_BROKER_URL is set but the celery task backend is not installed "
+                "(install solidarity-mailer with its workers package)"
+            )
         )
     backend_class = next(iter(found)).load()
     backend: TaskBackend = backend_class(settings)

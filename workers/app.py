@@ -6,14 +6,14 @@ from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
 
 from mailer.config import Settings
-from mailer.errors import ConfigError
+from mailer.errors import N_, ConfigError
 from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE
 
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on the configured Redis broker."""
     if settings.broker_url is None:
-        raise ConfigError("MAILER_BROKER_URL is not set: workers need a redis:// broker")
+        raise ConfigError(N_("MAILER_BROKER_URL is not set: workers need a redis:// broker"))
     app = Celery("solidarity_mailer", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",

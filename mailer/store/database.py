@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.errors import MailerError
+from mailer.errors import N_, MailerError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -65,7 +65,7 @@ class Database:
         with self.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
         if current != head:
-            raise MailerError("the database schema is not up to date: run `mailer db upgrade` first")
+            raise MailerError(N_("the database schema is not up to date: run `mailer db upgrade` first"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailer.errors import NotFoundError
+from mailer.errors import N_, NotFoundError
 from mailer.store.models import (
     Campaign,
     CampaignContent,
@@ -67,14 +67,16 @@ def save_campaign(session: Session, spec: CampaignSpec) -> bool:
 def get_campaign(session: Session, slug: str) -> Campaign:
     campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
     if campaign is None:
-        raise NotFoundError(f"no campaign {slug!r}: load it first with `mailer campaign load FOLDER`")
+        raise NotFoundError(
+            N_("no campaign '%(slug)s': load it first with `mailer campaign load FOLDER`"), slug=slug
+        )
     return campaign
 
 
 def get_campaign_by_id(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFoundError(f"no campaign with id {campaign_id}")
+        raise NotFoundError(N_("no campaign with id %(id)d"), id=campaign_id)
     return campaign
 
 
@@ -98,7 +100,7 @@ def get_content(session: Session, campaign_id: int, kind: str, locale: str) -> C
         )
     )
     if content is None:
-        raise NotFoundError(f"the campaign has no {kind} in {locale}")
+        raise NotFoundError(N_("the campaign has no %(kind)s in %(code)s"), kind=kind, code=locale)
     return content
 
 
@@ -191,7 +193,7 @@ def create_mailout(session: Session, mailout: Mailout) -> Mailout | None:
 def get_mailout(session: Session, mailout_id: int) -> Mailout:
     mailout = session.get(Mailout, mailout_id)
     if mailout is None:
-        raise NotFoundError(f"no mailout {mailout_id}")
+        raise NotFoundError(N_("no mailout %(id)d"), id=mailout_id)
     return mailout
 
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mailer.errors import PermanentSendError, TransientSendError
+from mailer.errors import N_, PermanentSendError, TransientSendError
 from mailer.transports.base import OutboundEmail
 
 
@@ -32,9 +32,13 @@ class OutboxTransport:
                 handle.write(data)
             os.replace(tmp, target)
         except PermissionError as err:
-            raise PermanentSendError(f"outbox {self.folder}: {err.strerror}") from err
+            raise PermanentSendError(
+                N_("outbox %(folder)s: %(reason)s"), folder=str(self.folder), reason=err.strerror
+            ) from err
         except OSError as err:
-            raise TransientSendError(f"outbox {self.folder}: {err.strerror}") from err
+            raise TransientSendError(
+                N_("outbox %(folder)s: %(reason)s"), folder=str(self.folder), reason=err.strerror
+            ) from err
         return target.name
 
     def close(self) -> None:
