@@ -88,7 +88,9 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
     expected = ",".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
     if missing or unknown:
         raise ImportFileError(
-            N_("%(file)s: row 1: the columns must be %(columns)s; missing: %(missing)s; unknown: %(unknown)s"),
+            N_(
+                "%(file)s: row 1: the columns must be %(columns)s; missing: %(missing)s; unknown: %(unknown)s"
+            ),
             file=filename,
             columns=expected,
             missing=", ".join(missing) or "-",

@@ -125,3 +125,17 @@ def test_interface_speaks_the_coordinators_language(env: dict[str, str], tmp_pat
     assert result.returncode == 0
     assert "database" not in result.stdout.lower()
     assert any("\u0600" <= ch <= "\u06ff" for ch in result.stdout)
+
+
+def test_errors_speak_the_coordinators_language(env: dict[str, str], tmp_path: Path) -> None:
+    mailer(["db", "upgrade"], env, tmp_path)
+    result = mailer(["mailout", "status", "42"], env | {"MAILER_LANGUAGE": "ckb"}, tmp_path)
+    assert result.returncode == 1
+    assert "no mailout" not in result.stderr
+    assert "42" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    csv = tmp_path / "p.csv"
+    csv.write_text("email,name,locale,governorate\nx@example.org,=SUM(A1),ar,\n", encoding="utf-8")
+    imported = mailer(["supporters", "import", str(csv)], env | {"MAILER_LANGUAGE": "kmr"}, tmp_path)
+    assert "spreadsheet" not in imported.stderr
+    assert "p.csv" in imported.stderr
