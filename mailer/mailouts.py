@@ -1,58 +1,46 @@
-"""Mailouts: launching a campaign's alert to a segment, sending batches exactly once, and progress.
+"""Mailouts: launching a campaign's alert to a segment, coordinator controls, dispatch and progress.
 
 The ledger is the truth. Launch writes one message row per supporter (UNIQUE idempotency key, so a second
-launch adds nothing) and only then queues batches of ids. A batch claims its rows with a conditional update
-and commits before the transport is called, so a redelivered task finds nothing left to claim.
+launch adds nothing), in keyset pages with a checkpoint on the mailout, and only after the commit queues
+batches of ids (one locale per batch). The dispatcher queues what is due (scheduled starts, retries whose
+time has come, tasks lost with a Redis restart); the sweeper settles rows that a dead worker left behind.
+Sending itself is in :mod:`mailer.sending`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import random
-import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from email.headerregistry import Address
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from sqlalchemy.orm import Session
-
-from mailer.errors import (
-    N_,
-    LocaleError,
-    MailoutError,
-    PermanentSendError,
-    RenderError,
-    TransientSendError,
-)
-from mailer.governorates import find_governorate, governorate_name
+from mailer.errors import N_, LocaleError, MailoutError
+from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
-from mailer.rendering import AlertContent, PreparedEmail, Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Campaign, Mailout, Message, Supporter
+from mailer.store.models import Campaign, Mailout
 from mailer.tasking import BULK_QUEUE, TaskBackend
-from mailer.tokens import TokenSigner
-from mailer.transports import OutboundEmail, Transport
-
-log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed")
+MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed", "cancelled")
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
 SEGMENT_KEYS = ("locale", "governorate")
 PAGE_SIZE = 1000
-MAX_ATTEMPTS = 8
+#: A task not picked up within this time is presumed lost (a Redis restart) and queued again.
+REDISPATCH_AFTER = dt.timedelta(minutes=10)
+#: A claim older than this belongs to a dead worker (a batch takes seconds; Redis redelivers after an hour).
+CLAIM_LEASE = dt.timedelta(minutes=15)
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-# Launching
+def segment_key(segment: Mapping[str, Sequence[str]]) -> str:
+    return json.dumps(segment, sort_keys=True, separators=(",", ":"))
 
 
 def parse_segment(options: Sequence[str]) -> dict[str, list[str]]:
@@ -106,15 +94,6 @@ def parse_fallbacks(options: Sequence[str]) -> dict[str, str]:
     return fallbacks
 
 
-@dataclass(frozen=True)
-class LaunchResult:
-    mailout_id: int
-    created: bool
-    new_messages: int
-    queued_batches: int
-    content_locales: dict[str, str]
-
-
 def _content_plan(
     campaign: Campaign, present: set[tuple[str, str]], needed: Sequence[str], fallbacks: Mapping[str, str]
 ) -> dict[str, str]:
@@ -153,6 +132,76 @@ def _content_plan(
     return plan
 
 
+@dataclass(frozen=True)
+class LaunchResult:
+    mailout_id: int
+    created: bool
+    new_messages: int
+    queued_batches: int
+    content_locales: dict[str, str]
+    status: str
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What a launch would do, for --dry-run: recipients per supporter locale and the content each gets."""
+
+    campaign: str
+    segment: dict[str, list[str]]
+    recipients: dict[str, int]
+    content_locales: dict[str, str]
+    existing_mailout: int | None
+    already_in_ledger: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.recipients.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "segment": self.segment,
+            "recipients": self.recipients,
+            "total": self.total,
+            "content_locales": self.content_locales,
+            "existing_mailout": self.existing_mailout,
+            "already_in_ledger": self.already_in_ledger,
+        }
+
+
+def plan_mailout(
+    db: Database, slug: str, segment: Mapping[str, Sequence[str]], fallbacks: Mapping[str, str]
+) -> LaunchPlan:
+    """Counts per locale for a launch, and the refusal a launch would give; nothing is written."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        counts = repo.count_segment_by_locale(session, segment)
+        plan = _content_plan(
+            campaign,
+            repo.content_kinds(session, campaign.id),
+            [c for c in LOCALE_CODES if c in counts],
+            fallbacks,
+        )
+        existing = repo.find_mailout(session, campaign.id, segment_key(segment))
+        in_ledger = (
+            sum(
+                repo.message_counts(session, existing.id).get(c, {}).get(s, 0)
+                for c in counts
+                for s in MESSAGE_STATES
+            )
+            if existing
+            else 0
+        )
+    return LaunchPlan(
+        slug,
+        {k: list(v) for k, v in segment.items()},
+        counts,
+        plan,
+        existing.id if existing else None,
+        in_ledger,
+    )
+
+
 def launch_mailout(
     db: Database,
     backend: TaskBackend,
@@ -161,42 +210,76 @@ def launch_mailout(
     fallbacks: Mapping[str, str],
     clock: Clock = utc_now,
     batch_size: int = 500,
+    at: dt.datetime | None = None,
 ) -> LaunchResult:
-    """Create (or find) the mailout of this campaign and segment, add the missing ledger rows, queue batches."""
-    segment_key = json.dumps(segment, sort_keys=True, separators=(",", ":"))
+    """Create (or find) the mailout of this campaign and segment, write its ledger rows, queue what is due.
+
+    Two launches of the same mailout at once: the UNIQUE (campaign, segment) key lets exactly one create it;
+    the other finds it and adds nothing that is already there.
+    """
+    key = segment_key(segment)
     with db.session() as session:
         campaign = repo.get_campaign(session, slug)
         present = repo.content_kinds(session, campaign.id)
         needed = repo.segment_locales(session, segment)
         plan = _content_plan(campaign, present, [c for c in LOCALE_CODES if c in needed], fallbacks)
-        mailout = repo.find_mailout(session, campaign.id, segment_key)
+        mailout = repo.find_mailout(session, campaign.id, key)
         created = False
         if mailout is None:
-            mailout = repo.create_mailout(
-                session,
-                Mailout(
-                    campaign_id=campaign.id,
-                    segment=dict(segment),
-                    segment_key=segment_key,
-                    fallbacks=dict(fallbacks),
-                    status="draft",
-                    created_at=clock(),
-                ),
+            fresh = Mailout(
+                campaign_id=campaign.id,
+                segment=dict(segment),
+                segment_key=key,
+                fallbacks=dict(fallbacks),
+                status="draft",
+                created_at=clock(),
+                checkpoint=0,
             )
+            mailout = repo.create_mailout(session, fresh)
             created = mailout is not None
-            mailout = mailout or repo.find_mailout(session, campaign.id, segment_key)
-        assert mailout is not None
+            mailout = mailout or repo.find_mailout(session, campaign.id, key)
+        if mailout is None:  # pragma: no cover - the unique key guarantees one exists
+            raise MailoutError(N_("the mailout could not be created"))
         if mailout.status == "cancelled":
             raise MailoutError(N_("mailout %(id)d of this campaign and segment was cancelled"), id=mailout.id)
         mailout_id = mailout.id
+        if at is not None and mailout.status == "draft":
+            mailout.status, mailout.scheduled_at = "scheduled", at
 
-    new_messages = 0
-    after_id = 0
-    while True:  # keyset pages: memory stays flat however many supporters there are
+    new_messages = enumerate_recipients(db, mailout_id, plan, clock, restart=True)
+
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        if mailout.status == "draft" or (mailout.status == "finished" and new_messages):
+            mailout.status = "running"
+            mailout.started_at = mailout.started_at or clock()
+            mailout.finished_at = None
+        status = mailout.status
+    batches = dispatch_mailout(db, backend, mailout_id, clock, batch_size) if status == "running" else 0
+    with db.session() as session:
+        repo.finish_mailout_if_done(session, mailout_id, clock())
+        status = repo.get_mailout(session, mailout_id).status
+    return LaunchResult(mailout_id, created, new_messages, batches, plan, status)
+
+
+def enumerate_recipients(
+    db: Database, mailout_id: int, plan: Mapping[str, str], clock: Clock, restart: bool
+) -> int:
+    """Write the ledger rows of a mailout, one keyset page per transaction, moving the checkpoint.
+
+    ``restart`` rereads the segment from the start, which finds supporters added since (rows that exist are
+    skipped by their unique key); otherwise the work goes on from the checkpoint.
+    """
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        segment, after_id = dict(mailout.segment), (0 if restart else mailout.checkpoint)
+    added = 0
+    while True:  # memory stays flat however many supporters there are
         with db.session() as session:
             page = repo.segment_supporters_page(session, segment, after_id, PAGE_SIZE)
             if not page:
                 break
+            now = clock()
             rows = [
                 {
                     "idempotency_key": f"alert:{mailout_id}:{supporter_id}",
@@ -204,226 +287,136 @@ def launch_mailout(
                     "mailout_id": mailout_id,
                     "supporter_id": supporter_id,
                     "locale": locale,
-                    "content_locale": plan.get(locale, locale),
+                    "content_locale": plan[locale],
                     "status": "queued",
                     "attempts": 0,
-                    "created_at": clock(),
-                    "updated_at": clock(),
+                    "created_at": now,
+                    "updated_at": now,
                 }
                 for supporter_id, locale, _tags in page
                 if locale in plan
             ]
-            new_messages += repo.add_messages(session, rows)
+            added += repo.add_messages(session, rows)
             after_id = page[-1][0]
+            repo.advance_checkpoint(session, mailout_id, after_id)
+    return added
 
+
+# Dispatch and sweep
+
+
+def dispatch_mailout(
+    db: Database, backend: TaskBackend, mailout_id: int, clock: Clock, batch_size: int
+) -> int:
+    """Queue the due messages of one running mailout in batches of one locale; the number of batches."""
+    now = clock()
     with db.session() as session:
-        mailout = repo.get_mailout(session, mailout_id)
-        if mailout.status in ("draft", "finished") and (new_messages or mailout.status == "draft"):
-            mailout.status = "running"
-            mailout.started_at = mailout.started_at or clock()
-            mailout.finished_at = None
-        ready = repo.queued_message_ids(session, mailout_id, clock()) if mailout.status == "running" else {}
-        if mailout.status == "running" and not ready:
-            repo.finish_mailout_if_done(session, mailout_id, clock())
-
+        due = repo.mark_dispatched(session, mailout_id, now, now - REDISPATCH_AFTER)
     batches = 0
-    for ids in ready.values():  # one locale per batch: the alert is rendered once per batch
+    for ids in due.values():  # queued only after the commit above
         for start in range(0, len(ids), batch_size):
             backend.enqueue_send_batch(ids[start : start + batch_size], queue=BULK_QUEUE)
             batches += 1
-    return LaunchResult(mailout_id, created, new_messages, batches, plan)
-
-
-# Sending
+    return batches
 
 
 @dataclass(frozen=True)
-class SenderIdentity:
-    """Who alerts come from, and where links point."""
-
-    from_email: str
-    from_name: str
-    base_url: str
-
-
-@dataclass
-class BatchResult:
-    claimed: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-    def count(self, status: str) -> None:
-        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+class SweepReport:
+    started: list[int]
+    requeued: int
+    unknown: int
+    batches: int
+    finished: list[int]
 
 
-def retry_delay(attempts: int) -> dt.timedelta:
-    """Exponential backoff with jitter, so that retries of many messages do not arrive together."""
-    base = min(3600, 60 * 2 ** max(0, attempts - 1))
-    return dt.timedelta(seconds=base + random.uniform(0, base / 4))  # noqa: S311 - jitter, not security
-
-
-@dataclass
-class _Batch:
-    """The claimed rows of a batch and everything needed to send them, read in one transaction."""
-
-    messages: list[Message]
-    supporters: dict[int, Supporter]
-    suppressed: set[str]
-    campaigns: dict[int, Campaign]  # by mailout id
-    stopped: set[int]  # mailouts paused or cancelled since the batch was queued
-    prepared: dict[tuple[int, str], PreparedEmail]  # by (mailout id, content locale)
-
-
-def _load_batch(session: Session, claimed: Sequence[int], renderer: Renderer, today: dt.date) -> _Batch:
-    messages = repo.get_messages(session, claimed)
-    supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
-    suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
-    mailouts = [repo.get_mailout(session, i) for i in {m.mailout_id for m in messages} if i]
-    campaigns = {mo.id: repo.get_campaign_by_id(session, mo.campaign_id) for mo in mailouts}
-    stopped = {mo.id for mo in mailouts if mo.status != "running"}
-    prepared: dict[tuple[int, str], PreparedEmail] = {}
-    for mailout_id, code in {(m.mailout_id or 0, m.content_locale) for m in messages}:
-        if mailout_id in stopped:
-            continue
-        campaign = campaigns[mailout_id]
-        content = repo.get_content(session, campaign.id, "alert", code)
-        title = campaign.title.get(code, campaign.title[campaign.default_locale])
-        alert = AlertContent(title, content.subject, content.preheader, content.body)
-        prepared[(mailout_id, code)] = renderer.render_alert(alert, code, today)
-    return _Batch(messages, supporters, suppressed, campaigns, stopped, prepared)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    status: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-
-def _deliver(transport: Transport, email: OutboundEmail, attempts: int, now: dt.datetime) -> _Outcome:
-    """Hand one message to the transport and say what the ledger should record."""
-    try:
-        provider_id = transport.send(email)
-    except TransientSendError as err:
-        if attempts >= MAX_ATTEMPTS:
-            return _Outcome("failed", {"error": f"gave up after {attempts} attempts: {err}"})
-        return _Outcome("queued", {"error": str(err), "not_before": now + retry_delay(attempts)})
-    except PermanentSendError as err:
-        return _Outcome("failed", {"error": str(err)})
-    return _Outcome("sent", {"provider_message_id": provider_id, "sent_at": now, "error": None})
-
-
-def send_batch(
-    db: Database,
-    transport: Transport,
-    renderer: Renderer,
-    signer: TokenSigner,
-    sender: SenderIdentity,
-    message_ids: Sequence[int],
-    clock: Clock = utc_now,
-) -> BatchResult:
-    """Send the alert messages of a batch that this call can claim; each outcome is committed at once."""
-    result = BatchResult()
+def sweep(db: Database, backend: TaskBackend, clock: Clock = utc_now, batch_size: int = 500) -> SweepReport:
+    """The periodic pass: settle expired claims, start scheduled mailouts, queue what is due."""
+    now = clock()
     with db.session() as session:
-        claimed = repo.claim_messages(session, message_ids, clock())
-    result.claimed = len(claimed)
-    if not claimed:
-        return result
+        requeued, unknown = repo.sweep_expired_claims(session, now - CLAIM_LEASE, now)
+        scheduled = [
+            m.id
+            for m in repo.mailouts_with_status(session, ["scheduled"])
+            if m.scheduled_at and m.scheduled_at <= now
+        ]
+        started = [i for i in scheduled if repo.set_mailout_status(session, i, ["scheduled"], "running")]
+        for mailout_id in started:
+            repo.get_mailout(session, mailout_id).started_at = now
+        running = [m.id for m in repo.mailouts_with_status(session, ["running"])]
+    batches = sum(dispatch_mailout(db, backend, i, clock, batch_size) for i in running)
+    finished = []
     with db.session() as session:
-        batch = _load_batch(session, claimed, renderer, clock().date())
-    try:
-        for index, message in enumerate(batch.messages):
-            try:
-                outcome = _send_message(batch, message, transport, signer, sender, clock())
-            except Exception:
-                # Whether it left is unknowable: never resend it automatically. The rest were not tried.
-                _record(
-                    db, message.id, _Outcome("unknown", {"error": "unexpected error in the transport"}), clock
-                )
-                for untouched in batch.messages[index + 1 :]:
-                    _record(db, untouched.id, _Outcome("queued"), clock)
-                raise
-            _record(db, message.id, outcome, clock)
-            result.count(outcome.status)
-    finally:
-        transport.close()
-        with db.session() as session:
-            for mailout_id in batch.campaigns:
-                repo.finish_mailout_if_done(session, mailout_id, clock())
-    return result
+        for mailout_id in running:
+            if repo.finish_mailout_if_done(session, mailout_id, clock()):
+                finished.append(mailout_id)
+    return SweepReport(started, requeued, unknown, batches, finished)
 
 
-def _send_message(
-    batch: _Batch,
-    message: Message,
-    transport: Transport,
-    signer: TokenSigner,
-    sender: SenderIdentity,
-    now: dt.datetime,
-) -> _Outcome:
-    mailout_id = message.mailout_id or 0
-    if mailout_id in batch.stopped:
-        return _Outcome("queued")  # paused or cancelled meanwhile: hand it back untouched
-    supporter = batch.supporters.get(message.supporter_id or 0)
-    if supporter is None or supporter.email_key in batch.suppressed:
-        return _Outcome("suppressed", {"error": "suppressed at send time"})
-    prepared = batch.prepared[(mailout_id, message.content_locale)]
-    try:
-        email = _personal_alert(
-            prepared, message, supporter, batch.campaigns[mailout_id], signer, sender, now
+# Coordinator controls
+
+
+def pause_mailout(db: Database, mailout_id: int) -> None:
+    """Stop handing messages over; the ones already with the provider finish."""
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        if mailout.status == "paused":
+            return
+        if not repo.set_mailout_status(session, mailout_id, ["running", "scheduled"], "paused"):
+            raise MailoutError(
+                N_("mailout %(id)d is %(status)s and cannot be paused"), id=mailout_id, status=mailout.status
+            )
+
+
+def resume_mailout(
+    db: Database, backend: TaskBackend, mailout_id: int, clock: Clock = utc_now, batch_size: int = 500
+) -> int:
+    """Continue a paused mailout where it stopped; the number of batches queued."""
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        if mailout.status == "running":
+            return 0
+        if not repo.set_mailout_status(session, mailout_id, ["paused"], "running"):
+            raise MailoutError(
+                N_("mailout %(id)d is %(status)s, not paused"), id=mailout_id, status=mailout.status
+            )
+        # Tasks queued before the pause found nothing to claim and are gone: queue every waiting row again.
+        repo.forget_dispatch(session, mailout_id)
+        campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
+        plan = _content_plan(
+            campaign,
+            repo.content_kinds(session, campaign.id),
+            [c for c in LOCALE_CODES if c in repo.segment_locales(session, mailout.segment)],
+            mailout.fallbacks,
         )
-    except RenderError as err:
-        return _Outcome("failed", {"error": str(err)})
-    return _deliver(transport, email, message.attempts, now)
-
-
-def _record(db: Database, message_id: int, outcome: _Outcome, clock: Clock) -> None:
+    enumerate_recipients(db, mailout_id, plan, clock, restart=False)  # a launch cut short goes on
+    batches = dispatch_mailout(db, backend, mailout_id, clock, batch_size)
     with db.session() as session:
-        repo.finish_message(session, message_id, outcome.status, clock(), **outcome.values)
+        repo.finish_mailout_if_done(session, mailout_id, clock())
+    return batches
 
 
-def _personal_alert(
-    prepared: PreparedEmail,
-    message: Message,
-    supporter: Supporter,
-    campaign: Campaign,
-    signer: TokenSigner,
-    sender: SenderIdentity,
-    now: dt.datetime,
-) -> OutboundEmail:
-    code = prepared.locale.code
-    unsubscribe_token = signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
-    action_token = signer.sign("action", {"s": supporter.id, "c": campaign.id})
-    unsubscribe_url = f"{sender.base_url}/u/{unsubscribe_token}"
-    values = {
-        "first_name": supporter.name.split()[0],
-        "name": supporter.name,
-        "governorate": governorate_name(supporter.governorate, code) if supporter.governorate else "",
-        "action_url": f"{sender.base_url}/{code}/{campaign.slug}?t={action_token}",
-        "unsubscribe_url": unsubscribe_url,
-    }
-    rendered = prepared.personalise(values)
-    domain = sender.from_email.rpartition("@")[2]
-    mailto = f"mailto:{sender.from_email}?subject={quote('unsubscribe ' + unsubscribe_token)}"
-    return OutboundEmail(
-        ledger_id=message.id,
-        kind=message.kind,
-        message_id=f"<{message.kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
-        sender=Address(display_name=sender.from_name, addr_spec=sender.from_email),
-        recipient=Address(display_name=supporter.name, addr_spec=supporter.email),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        locale=code,
-        date=now,
-        headers={
-            # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
-            "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": f"<{campaign.slug}.{domain}>",
-        },
-    )
+def cancel_mailout(db: Database, mailout_id: int, clock: Clock = utc_now, wait_seconds: float = 60.0) -> int:
+    """Cancel for good: no provider call starts after this returns. The number of messages cancelled.
 
-
-# Progress
+    Each provider call is preceded by a check, committed, that the mailout still runs; calls that passed
+    that check before the cancel are waited for, so that when this returns nothing more goes out.
+    """
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        if mailout.status in ("finished", "cancelled"):
+            raise MailoutError(
+                N_("mailout %(id)d is already %(status)s"), id=mailout_id, status=mailout.status
+            )
+        repo.set_mailout_status(session, mailout_id, ["draft", "scheduled", "running", "paused"], "cancelled")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with db.session() as session:
+            in_flight = repo.in_flight_count(session, mailout_id)
+        if not in_flight or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    with db.session() as session:
+        return repo.cancel_queued_messages(session, mailout_id, clock())
 
 
 @dataclass(frozen=True)
@@ -431,6 +424,8 @@ class MailoutStatus:
     id: int
     campaign: str
     status: str
+    status_reason: str | None
+    scheduled_at: dt.datetime | None
     segment: dict[str, list[str]]
     total: int
     counts: dict[str, int]
@@ -448,6 +443,8 @@ class MailoutStatus:
             "id": self.id,
             "campaign": self.campaign,
             "status": self.status,
+            "status_reason": self.status_reason,
+            "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
             "segment": self.segment,
             "total": self.total,
             "counts": self.counts,
@@ -476,6 +473,8 @@ def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
         id=mailout.id,
         campaign=campaign.slug,
         status=mailout.status,
+        status_reason=mailout.status_reason,
+        scheduled_at=mailout.scheduled_at,
         segment=mailout.segment,
         total=sum(counts.values()),
         counts=counts,

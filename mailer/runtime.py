@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 
-from mailer import mailouts
+from mailer import sending
 from mailer.config import Settings
-from mailer.errors import N_, ConfigError
 from mailer.rendering import Renderer
 from mailer.store import Database
 from mailer.tasking import TaskBackend, load_backend
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.outbox import OutboxTransport
+from mailer.transports.sendgrid import SendGridTransport
+from mailer.transports.smtp import SmtpTransport
 
 
 class Runtime:
@@ -41,26 +42,30 @@ class Runtime:
     def backend(self) -> TaskBackend:
         return load_backend(self.settings, self.send_batch)
 
+    @cached_property
+    def transport(self) -> Transport:
+        """One per process: SendGrid's connection pool lives as long as the worker."""
+        settings = self.settings
+        if settings.transport == "smtp" and settings.smtp_url:
+            return SmtpTransport(settings.smtp_url)
+        if settings.transport == "sendgrid" and settings.sendgrid_api_key:
+            return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url)
+        return OutboxTransport(settings.outbox_dir)
+
     @property
-    def sender(self) -> mailouts.SenderIdentity:
-        return mailouts.SenderIdentity(
+    def sender(self) -> sending.SenderIdentity:
+        return sending.SenderIdentity(
             self.settings.from_email, self.settings.from_name, self.settings.base_url
         )
 
-    def make_transport(self) -> Transport:
-        if self.settings.transport == "outbox":
-            return OutboxTransport(self.settings.outbox_dir)
-        raise ConfigError(
-            N_("MAILER_TRANSPORT=%(name)s is not available in this version yet; use outbox"),
-            name=self.settings.transport,
-        )
-
-    def send_batch(self, message_ids: Sequence[int]) -> mailouts.BatchResult:
+    def send_batch(self, message_ids: Sequence[int]) -> sending.BatchResult:
         """One batch of ledger messages, wherever it runs (this process or a worker)."""
-        return mailouts.send_batch(
-            self.db, self.make_transport(), self.renderer, self.signer, self.sender, message_ids
+        return sending.send_batch(
+            self.db, self.transport, self.renderer, self.signer, self.sender, message_ids
         )
 
     def close(self) -> None:
+        if "transport" in self.__dict__ and isinstance(self.transport, SendGridTransport):
+            self.transport.shutdown()
         if "db" in self.__dict__:
             self.db.dispose()

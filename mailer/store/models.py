@@ -139,6 +139,11 @@ class Mailout(Base):
     segment_key: Mapped[str] = mapped_column(String(500))
     fallbacks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="draft")
+    # Why the mailout stopped by itself (credentials refused, ...), for the coordinator.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Keyset checkpoint: supporters up to this id have their ledger rows; a new launch goes on from here.
+    checkpoint: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -148,7 +153,10 @@ class Message(Base):
     """The sending ledger: one row per message we owe, UNIQUE on its idempotency key."""
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_mailout_status", "mailout_id", "status"),)
+    __table_args__ = (
+        Index("ix_message_mailout_status", "mailout_id", "status"),
+        Index("ix_message_status_not_before", "status", "not_before"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -161,7 +169,12 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # When a task for this row was last put on the queue; the dispatcher re-queues rows whose task got lost.
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Set, and committed, just before the provider is called: a row left 'sending' with it set may have
+    # left, so the sweeper marks it 'unknown' instead of sending it again.
+    provider_called_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)

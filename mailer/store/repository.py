@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -224,6 +224,12 @@ def queued_message_ids(session: Session, mailout_id: int, now: dt.datetime) -> d
     return grouped
 
 
+def _mailout_running() -> Any:
+    """Messages outside a mailout (tests, letters) or whose mailout is running."""
+    running = select(Mailout.id).where(Mailout.status == "running")
+    return or_(Message.mailout_id.is_(None), Message.mailout_id.in_(running))
+
+
 def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
     """Move queued messages to 'sending' and return the ids this caller won (others skipped them)."""
     statement = (
@@ -232,11 +238,162 @@ def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetim
             Message.id.in_(list(message_ids)),
             Message.status == "queued",
             (Message.not_before.is_(None)) | (Message.not_before <= now),
+            _mailout_running(),
         )
         .values(status="sending", claimed_at=now, attempts=Message.attempts + 1, updated_at=now)
         .returning(Message.id)
     )
     return sorted(session.scalars(statement).all())
+
+
+def mark_provider_called(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Stamp claimed messages just before the provider call, if their mailout still runs; the ids stamped."""
+    statement = (
+        update(Message)
+        .where(Message.id.in_(list(message_ids)), Message.status == "sending", _mailout_running())
+        .values(provider_called_at=now, updated_at=now)
+        .returning(Message.id)
+    )
+    return sorted(session.scalars(statement).all())
+
+
+def release_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> None:
+    """Give claimed messages back, untried: they go to the queue again, and the claim does not count."""
+    if not message_ids:
+        return
+    session.execute(
+        update(Message)
+        .where(Message.id.in_(list(message_ids)), Message.status == "sending")
+        .values(
+            status="queued",
+            attempts=Message.attempts - 1,
+            claimed_at=None,
+            provider_called_at=None,
+            dispatched_at=None,
+            updated_at=now,
+        )
+    )
+
+
+def pause_mailout(session: Session, mailout_id: int, reason: str | None = None) -> bool:
+    """running -> paused; True when this call paused it."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Mailout)
+            .where(Mailout.id == mailout_id, Mailout.status == "running")
+            .values(status="paused", status_reason=reason)
+        ),
+    )
+    return bool(result.rowcount)
+
+
+def set_mailout_status(session: Session, mailout_id: int, expected: Sequence[str], status: str) -> bool:
+    """Change a mailout's status only from one of ``expected``; True when it changed."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Mailout)
+            .where(Mailout.id == mailout_id, Mailout.status.in_(list(expected)))
+            .values(status=status, status_reason=None)
+        ),
+    )
+    return bool(result.rowcount)
+
+
+def cancel_queued_messages(session: Session, mailout_id: int, now: dt.datetime) -> int:
+    """Every message of a cancelled mailout still waiting becomes 'cancelled'."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Message)
+            .where(Message.mailout_id == mailout_id, Message.status == "queued")
+            .values(status="cancelled", updated_at=now)
+        ),
+    )
+    return int(result.rowcount or 0)
+
+
+def in_flight_count(session: Session, mailout_id: int) -> int:
+    """Messages of a mailout being handed to the provider right now."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Message.mailout_id == mailout_id,
+                Message.status == "sending",
+                Message.provider_called_at.is_not(None),
+            )
+        )
+        or 0
+    )
+
+
+def mark_dispatched(
+    session: Session, mailout_id: int, now: dt.datetime, redispatch_before: dt.datetime
+) -> dict[str, list[int]]:
+    """Stamp the messages of a mailout that are due and not on the queue (or whose task got lost).
+
+    Returns their ids per locale: the caller queues them after the commit.
+    """
+    statement = (
+        update(Message)
+        .where(
+            Message.mailout_id == mailout_id,
+            Message.status == "queued",
+            (Message.not_before.is_(None)) | (Message.not_before <= now),
+            (Message.dispatched_at.is_(None)) | (Message.dispatched_at < redispatch_before),
+        )
+        .values(dispatched_at=now)
+        .returning(Message.id, Message.locale)
+    )
+    grouped: dict[str, list[int]] = {}
+    for message_id, locale in session.execute(statement):
+        grouped.setdefault(locale, []).append(message_id)
+    return {locale: sorted(ids) for locale, ids in sorted(grouped.items())}
+
+
+def forget_dispatch(session: Session, mailout_id: int) -> None:
+    """Make every waiting message of a mailout due for queueing again (after a resume)."""
+    session.execute(
+        update(Message)
+        .where(Message.mailout_id == mailout_id, Message.status == "queued")
+        .values(dispatched_at=None)
+    )
+
+
+def mailouts_with_status(session: Session, statuses: Sequence[str]) -> list[Mailout]:
+    return list(
+        session.scalars(select(Mailout).where(Mailout.status.in_(list(statuses))).order_by(Mailout.id))
+    )
+
+
+def sweep_expired_claims(session: Session, claimed_before: dt.datetime, now: dt.datetime) -> tuple[int, int]:
+    """Rows left 'sending' by a dead worker: back to the queue if the provider was never called, else
+    'unknown' (it may have left; never sent again automatically). Returns (requeued, unknown)."""
+    expired = (Message.status == "sending", Message.claimed_at < claimed_before)
+    requeued = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Message)
+            .where(*expired, Message.provider_called_at.is_(None))
+            .values(
+                status="queued",
+                claimed_at=None,
+                dispatched_at=None,
+                attempts=Message.attempts - 1,
+                updated_at=now,
+            )
+        ),
+    )
+    unknown = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Message)
+            .where(*expired, Message.provider_called_at.is_not(None))
+            .values(status="unknown", error="worker lost while the provider was being called", updated_at=now)
+        ),
+    )
+    return int(requeued.rowcount or 0), int(unknown.rowcount or 0)
 
 
 def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
@@ -308,3 +465,24 @@ def suppressed_keys(session: Session, email_keys: Sequence[str], scope: str) -> 
             )
         )
     return found
+
+
+def count_segment_by_locale(session: Session, segment: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Supporters of a segment who are not suppressed, per locale."""
+    suppressed = exists().where(
+        and_(Suppression.email_key == Supporter.email_key, Suppression.scope == "supporter")
+    )
+    rows = session.execute(
+        select(Supporter.locale, func.count())
+        .where(~suppressed, *_segment_filter(segment))
+        .group_by(Supporter.locale)
+    )
+    return {locale: count for locale, count in rows}
+
+
+def advance_checkpoint(session: Session, mailout_id: int, supporter_id: int) -> None:
+    session.execute(
+        update(Mailout)
+        .where(Mailout.id == mailout_id, Mailout.checkpoint < supporter_id)
+        .values(checkpoint=supporter_id)
+    )

@@ -1,5 +1,12 @@
 """Ways out of the engine: the outbox (files), SMTP and SendGrid, all behind :class:`Transport`."""
 
-from mailer.transports.base import OutboundEmail, Transport
+from mailer.transports.base import (
+    BulkEmail,
+    Delivery,
+    OutboundEmail,
+    Recipient,
+    Transport,
+    TransportHalted,
+)
 
-__all__ = ["OutboundEmail", "Transport"]
+__all__ = ["BulkEmail", "Delivery", "OutboundEmail", "Recipient", "Transport", "TransportHalted"]

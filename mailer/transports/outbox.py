@@ -6,14 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from mailer.errors import N_, PermanentSendError, TransientSendError
-from mailer.transports.base import OutboundEmail
+from mailer.transports.base import BulkEmail, Delivery, OutboundEmail
 
 
 class OutboxTransport:
     """Writes each message to ``<folder>/<kind>-<ledger id>-<locale>.eml``, atomically."""
 
     name = "outbox"
+    chunk_size = 1
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -21,7 +21,10 @@ class OutboxTransport:
     def path_for(self, email: OutboundEmail) -> Path:
         return self.folder / f"{email.kind}-{email.ledger_id:07d}-{email.locale}.eml"
 
-    def send(self, email: OutboundEmail) -> str:
+    def send(self, email: BulkEmail) -> list[Delivery]:
+        return [self._write(email.personalised(recipient)) for recipient in email.recipients]
+
+    def _write(self, email: OutboundEmail) -> Delivery:
         data = email.to_mime().as_bytes()
         target = self.path_for(email)
         try:
@@ -32,14 +35,10 @@ class OutboxTransport:
                 handle.write(data)
             os.replace(tmp, target)
         except PermissionError as err:
-            raise PermanentSendError(
-                N_("outbox %(folder)s: %(reason)s"), folder=str(self.folder), reason=err.strerror
-            ) from err
+            return Delivery(email.ledger_id, "permanent", error=f"outbox {self.folder}: {err.strerror}")
         except OSError as err:
-            raise TransientSendError(
-                N_("outbox %(folder)s: %(reason)s"), folder=str(self.folder), reason=err.strerror
-            ) from err
-        return target.name
+            return Delivery(email.ledger_id, "transient", error=f"outbox {self.folder}: {err.strerror}")
+        return Delivery(email.ledger_id, "sent", provider_id=target.name)
 
     def close(self) -> None:
         """Nothing to release."""

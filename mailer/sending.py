@@ -1,0 +1,302 @@
+"""The ledger's send step: claim rows, hand them to a transport in chunks, record every outcome.
+
+Exactly once, given at-least-once task delivery and a provider without idempotency keys:
+
+1. claim: ``queued`` -> ``sending`` with a conditional update, committed; rows another worker (or an
+   earlier delivery of the same task) claimed are skipped;
+2. before each provider call, mark the chunk ``provider_called_at`` (again conditional on the mailout
+   still running), committed; a cancel committed before this point stops the call;
+3. record each delivery: ``sent``; ``queued`` again with a later ``not_before`` (transient); ``failed``
+   (permanent); ``unknown`` (the provider may have it: never re-sent automatically).
+
+A worker that dies leaves rows ``sending``; the sweeper re-queues those whose provider was never called
+and marks the others ``unknown``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import random
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+
+from mailer.governorates import governorate_name
+from mailer.rendering import AlertContent, PreparedEmail, Renderer
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Campaign, Mailout, Message, Supporter
+from mailer.tokens import TokenSigner
+from mailer.transports import BulkEmail, Delivery, Recipient, Transport, TransportHalted
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+MAX_ATTEMPTS = 8
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    """Who alerts come from, and where links point."""
+
+    from_email: str
+    from_name: str
+    base_url: str
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, number: int = 1) -> None:
+        if number:
+            self.outcomes[status] = self.outcomes.get(status, 0) + number
+
+
+def retry_delay(attempts: int, provider_wait: float | None = None) -> dt.timedelta:
+    """Exponential backoff with jitter, never sooner than the provider asked."""
+    base = min(3600.0, 30.0 * 2 ** max(0, attempts - 1))
+    delay = base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not security
+    return dt.timedelta(seconds=max(delay, provider_wait or 0.0))
+
+
+@dataclass
+class _Batch:
+    """Claimed rows and what is needed to send them, read in one transaction."""
+
+    messages: list[Message]
+    supporters: dict[int, Supporter]
+    suppressed: set[str]
+    mailouts: dict[int, Mailout]
+    campaigns: dict[int, Campaign]  # by mailout id
+    prepared: dict[tuple[int, str], PreparedEmail]  # by (mailout id, content locale)
+
+
+def _load_batch(session: Session, claimed: Sequence[int], renderer: Renderer, today: dt.date) -> _Batch:
+    messages = repo.get_messages(session, claimed)
+    supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
+    suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
+    mailouts = {i: repo.get_mailout(session, i) for i in {m.mailout_id for m in messages} if i}
+    campaigns = {i: repo.get_campaign_by_id(session, mo.campaign_id) for i, mo in mailouts.items()}
+    prepared: dict[tuple[int, str], PreparedEmail] = {}
+    for mailout_id, code in {(m.mailout_id or 0, m.content_locale) for m in messages}:
+        campaign = campaigns[mailout_id]
+        content = repo.get_content(session, campaign.id, "alert", code)
+        title = campaign.title.get(code, campaign.title[campaign.default_locale])
+        alert = AlertContent(title, content.subject, content.preheader, content.body)
+        prepared[(mailout_id, code)] = renderer.render_alert(alert, code, today)
+    return _Batch(messages, supporters, suppressed, mailouts, campaigns, prepared)
+
+
+def send_batch(
+    db: Database,
+    transport: Transport,
+    renderer: Renderer,
+    signer: TokenSigner,
+    sender: SenderIdentity,
+    message_ids: Sequence[int],
+    clock: Clock = utc_now,
+) -> BatchResult:
+    """Send the alert messages of a batch that this call can claim, a transport chunk at a time."""
+    result = BatchResult()
+    with db.session() as session:
+        claimed = repo.claim_messages(session, message_ids, clock())
+    result.claimed = len(claimed)
+    if not claimed:
+        return result
+    with db.session() as session:
+        batch = _load_batch(session, claimed, renderer, clock().date())
+    pending = list(batch.messages)
+    try:
+        suppressed = [m for m in pending if _recipient_is_suppressed(batch, m)]
+        _record(
+            db,
+            [(m.id, "suppressed", {"error": "suppressed at send time"}) for m in suppressed],
+            clock,
+            result,
+        )
+        pending = [m for m in pending if not _recipient_is_suppressed(batch, m)]
+        for chunk in _chunks(pending, transport.chunk_size):
+            _send_chunk(db, transport, batch, chunk, signer, sender, clock, result)
+            done = {m.id for m in chunk}
+            pending = [m for m in pending if m.id not in done]
+    except TransportHalted as halt:
+        # The provider refused us: nothing more can leave until a person acts.
+        with db.session() as session:
+            repo.release_messages(session, [m.id for m in pending], clock())
+            for mailout_id in batch.mailouts:
+                repo.pause_mailout(session, mailout_id, str(halt))
+        result.count("released", len(pending))
+        log.error("transport %s halted: %s; mailout paused", transport.name, halt)
+    except BaseException:
+        with db.session() as session:  # never tried: give them back
+            repo.release_messages(session, [m.id for m in pending], clock())
+        raise
+    finally:
+        transport.close()
+        with db.session() as session:
+            for mailout_id in batch.mailouts:
+                repo.finish_mailout_if_done(session, mailout_id, clock())
+    return result
+
+
+def _chunks(messages: list[Message], size: int) -> list[list[Message]]:
+    """Runs of one (mailout, content locale), at most ``size`` long: one provider call each."""
+    ordered = sorted(messages, key=lambda m: (m.mailout_id or 0, m.content_locale, m.id))
+    chunks: list[list[Message]] = []
+    for _, group in itertools.groupby(ordered, key=lambda m: (m.mailout_id or 0, m.content_locale)):
+        run = list(group)
+        chunks.extend(run[start : start + size] for start in range(0, len(run), size))
+    return chunks
+
+
+def _recipient_is_suppressed(batch: _Batch, message: Message) -> bool:
+    supporter = batch.supporters.get(message.supporter_id or 0)
+    return supporter is None or supporter.email_key in batch.suppressed
+
+
+def _send_chunk(
+    db: Database,
+    transport: Transport,
+    batch: _Batch,
+    chunk: list[Message],
+    signer: TokenSigner,
+    sender: SenderIdentity,
+    clock: Clock,
+    result: BatchResult,
+) -> None:
+    with db.session() as session:  # the last word before the provider: is the mailout still running?
+        called = set(repo.mark_provider_called(session, [m.id for m in chunk], clock()))
+        stopped = [m.id for m in chunk if m.id not in called]
+        repo.release_messages(session, stopped, clock())
+    result.count("released", len(stopped))
+    chunk = [m for m in chunk if m.id in called]
+    if not chunk:
+        return
+    first = chunk[0]
+    mailout_id = first.mailout_id or 0
+    email = _bulk_alert(
+        batch.prepared[(mailout_id, first.content_locale)],
+        [
+            _recipient(m, batch.supporters[m.supporter_id or 0], batch.campaigns[mailout_id], signer, sender)
+            for m in chunk
+        ],
+        batch.campaigns[mailout_id],
+        sender,
+        clock(),
+    )
+    try:
+        deliveries = transport.send(email)
+    except TransportHalted:
+        with db.session() as session:  # refused before anything was accepted: nothing of it left
+            repo.release_messages(session, [m.id for m in chunk], clock())
+        result.count("released", len(chunk))
+        raise
+    except Exception:
+        unknown = [(m.id, "unknown", {"error": "unexpected error in the transport"}) for m in chunk]
+        _record(db, unknown, clock, result)
+        raise
+    attempts = {m.id: m.attempts for m in chunk}
+    now = clock()
+    _record(
+        db, [(d.ledger_id, *_ledger_values(d, attempts[d.ledger_id], now)) for d in deliveries], clock, result
+    )
+
+
+def _record(
+    db: Database, rows: Sequence[tuple[int, str, dict[str, Any]]], clock: Clock, result: BatchResult
+) -> None:
+    """Write the outcomes of a chunk in one transaction."""
+    if not rows:
+        return
+    now = clock()
+    with db.session() as session:
+        for message_id, status, values in rows:
+            repo.finish_message(session, message_id, status, now, **values)
+            result.count("retry" if status == "queued" else status)
+
+
+def _ledger_values(delivery: Delivery, attempts: int, now: dt.datetime) -> tuple[str, dict[str, Any]]:
+    if delivery.status == "sent":
+        return "sent", {"provider_message_id": delivery.provider_id, "sent_at": now, "error": None}
+    if delivery.status == "transient":
+        if attempts >= MAX_ATTEMPTS:
+            return "failed", {"error": f"gave up after {attempts} attempts: {delivery.error}"}
+        not_before = now + retry_delay(attempts, delivery.retry_after)
+        return "queued", {
+            "error": delivery.error,
+            "not_before": not_before,
+            "dispatched_at": None,
+            "provider_called_at": None,
+        }
+    if delivery.status == "permanent":
+        return "failed", {"error": delivery.error}
+    return "unknown", {"error": delivery.error, "provider_message_id": delivery.provider_id}
+
+
+def _recipient(
+    message: Message, supporter: Supporter, campaign: Campaign, signer: TokenSigner, sender: SenderIdentity
+) -> Recipient:
+    code = message.content_locale
+    unsubscribe_token = signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
+    action_token = signer.sign("action", {"s": supporter.id, "c": campaign.id})
+    unsubscribe_url = f"{sender.base_url}/u/{unsubscribe_token}"
+    mailto = f"mailto:{sender.from_email}?subject={quote('unsubscribe ' + unsubscribe_token)}"
+    domain = sender.from_email.rpartition("@")[2]
+    return Recipient(
+        ledger_id=message.id,
+        address=Address(display_name=supporter.name, addr_spec=supporter.email),
+        values={
+            "first_name": supporter.name.split()[0],
+            "name": supporter.name,
+            "governorate": governorate_name(supporter.governorate, code) if supporter.governorate else "",
+            "action_url": f"{sender.base_url}/{code}/{campaign.slug}?t={action_token}",
+            "unsubscribe_url": unsubscribe_url,
+        },
+        message_id=f"<{message.kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
+        # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+
+
+def _bulk_alert(
+    prepared: PreparedEmail,
+    recipients: list[Recipient],
+    campaign: Campaign,
+    sender: SenderIdentity,
+    now: dt.datetime,
+) -> BulkEmail:
+    domain = sender.from_email.rpartition("@")[2]
+    tracking = (
+        campaign.manifest.get("tracking", {}) if isinstance(campaign.manifest.get("tracking"), dict) else {}
+    )
+    return BulkEmail(
+        kind="alert",
+        locale=prepared.locale.code,
+        rtl=prepared.locale.is_rtl,
+        sender=Address(display_name=sender.from_name, addr_spec=sender.from_email),
+        subject=prepared.subject,
+        text=prepared.text,
+        html=prepared.html,
+        date=now,
+        recipients=recipients,
+        headers={"List-Id": f"<{campaign.slug}.{domain}>"},
+        categories=("alert",),
+        track_opens=bool(tracking.get("opens", False)),
+        track_clicks=bool(tracking.get("clicks", False)),
+    )
