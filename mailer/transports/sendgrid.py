@@ -63,7 +63,8 @@ def build_payload(email: BulkEmail) -> dict[str, Any]:
         for name, value in recipient.headers.items():
             personalization.add_header(Header(name, value))
         personalization.add_custom_arg(CustomArg(LEDGER_ARG, str(recipient.ledger_id)))
-        mail.add_personalization(personalization)
+        # The helper inserts at the front unless told where: keep our order (ledger order).
+        mail.add_personalization(personalization, index=len(mail.personalizations or []))
     # SendGrid wants text/plain before text/html.
     mail.add_content(Content("text/plain", text))
     mail.add_content(Content("text/html", html))

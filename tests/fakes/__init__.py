@@ -1,0 +1,1 @@
+"""Local stand-ins for providers, shared by the tests and the benchmarks."""
