@@ -42,24 +42,26 @@ def from_mime(address: str, message: EmailMessage) -> Received:
     )
 
 
+def fill(text: str, substitutions: dict[str, str]) -> str:
+    for key, value in substitutions.items():
+        text = text.replace(key, value)
+    return text
+
+
 def from_sendgrid(fake: FakeSendGrid) -> list[Received]:
+    """What each recipient would receive: SendGrid fills the substitutions into subject and content."""
     received = []
     for body in fake.bodies:
         content = {c["type"]: c["value"] for c in body["content"]}
         for p in body["personalizations"]:
-
-            def fill(text: str, subs: dict[str, str] = p.get("substitutions", {})) -> str:
-                for key, value in subs.items():
-                    text = text.replace(key, value)
-                return text
-
+            subs = p.get("substitutions", {})
             headers = {**body.get("headers", {}), **p.get("headers", {})}
             received.append(
                 Received(
                     p["to"][0]["email"],
-                    fill(body["subject"]),
-                    fill(content["text/plain"]),
-                    fill(content["text/html"]),
+                    fill(body["subject"], subs),
+                    fill(content["text/plain"], subs),
+                    fill(content["text/html"], subs),
                     headers,
                 )
             )
