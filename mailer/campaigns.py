@@ -6,6 +6,7 @@ A folder holds ``campaign.yaml`` (the manifest) and one Markdown file per kind a
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
 from mailer.locales import LOCALE_CODES, get_locale
+from mailer.rendering import AlertContent, Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import SLUG
@@ -406,3 +408,53 @@ def list_campaigns(db: Database) -> list[CampaignSummary]:
             CampaignSummary(c.slug, dict(c.title), list(c.locales), dict(c.translation_status))
             for c in repo.list_campaigns(session)
         ]
+
+
+#: Names that previews and test messages show in place of a supporter's.
+PREVIEW_NAMES = {"en": "Sarah Miller", "ar": "زينب حسن", "ckb": "شیلان ئەحمەد", "kmr": "Rojda Şêxo"}
+
+
+def preview_campaign(db: Database, renderer: Renderer, slug: str, out: Path, today: dt.date) -> list[Path]:
+    """Every locale's alert as HTML and text in ``out``, and an index.html showing them side by side."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        codes = [c for c in LOCALE_CODES if ("alert", c) in repo.content_kinds(session, campaign.id)]
+        contents = {c: repo.get_content(session, campaign.id, "alert", c) for c in codes}
+        title, default = dict(campaign.title), campaign.default_locale
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for code in codes:
+        content = contents[code]
+        prepared = renderer.render_alert(
+            AlertContent(title.get(code, title[default]), content.subject, content.preheader, content.body),
+            code,
+            today,
+        )
+        name = PREVIEW_NAMES[code]
+        email = prepared.personalise(
+            {
+                "first_name": name.split()[0],
+                "name": name,
+                "governorate": "",
+                "action_url": "#",
+                "unsubscribe_url": "#",
+            }
+        )
+        (out / f"{code}.html").write_text(email.html, encoding="utf-8")
+        (out / f"{code}.txt").write_text(f"{email.subject}\n\n{email.text}", encoding="utf-8")
+        written += [out / f"{code}.html", out / f"{code}.txt"]
+    index = renderer.render_page(
+        "preview/index.html",
+        {
+            "slug": slug,
+            "locales": [get_locale(c) for c in codes],
+            "subjects": {c: contents[c].subject for c in codes},
+        },
+    )
+    (out / "index.html").write_text(index, encoding="utf-8")
+    return [out / "index.html", *written]
+
+
+def enabled_locales(db: Database, slug: str) -> list[str]:
+    with db.session() as session:
+        return list(repo.get_campaign(session, slug).locales)

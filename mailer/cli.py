@@ -6,26 +6,29 @@ Exit status 0 on success; on failure a reason on stderr and a non-zero status. C
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.headerregistry import Address
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
+from email_validator import EmailNotValidError, validate_email
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mailer import campaigns, i18n_admin, mailouts, supporters, targets
+from mailer import campaigns, i18n_admin, mailouts, sending, supporters, targets
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
-from mailer.errors import ImportRowError, MailerError
+from mailer.errors import ImportRowError, LocaleError, MailerError
 from mailer.i18n import _, interface_translations, ngettext
-from mailer.locales import REGISTRY
+from mailer.locales import REGISTRY, get_locale
 from mailer.runtime import Runtime
 from mailer.store import upgrade_database
 from mailer.tasking import QUEUES
@@ -276,6 +279,20 @@ def campaign_list(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+@campaign_app.command("preview")
+@reports_errors
+def campaign_preview(
+    slug: str,
+    out_dir: Annotated[Path, typer.Option("--out", help=_("Folder to write the previews to."))] = Path(
+        "preview"
+    ),
+) -> None:
+    """Render every locale's alert (HTML and text) and an index.html that shows them side by side."""
+    with runtime() as rt:
+        files = campaigns.preview_campaign(rt.db, rt.renderer, slug, out_dir, dt.date.today())
+    out.print(_("Open %(path)s in a browser.") % {"path": files[0].resolve()})
+
+
 # supporters
 
 
@@ -481,23 +498,149 @@ def mailout_launch(
             "--fallback", help=_("FROM=TO: send readers of FROM the content in TO, such as ckb=en.")
         ),
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help=_("Start later, at a time with its UTC offset, such as 2026-12-01T09:00+03:00.")
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("Count the recipients per locale; create and send nothing."))
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Launch the campaign's alert to a segment; launching the same mailout again sends nothing twice."""
+    parsed_segment = mailouts.parse_segment(segment or [])
+    fallbacks = mailouts.parse_fallbacks(fallback or [])
+    start = _parse_time(at) if at else None
     with runtime() as rt:
+        if dry_run:
+            plan = mailouts.plan_mailout(rt.db, slug, parsed_segment, fallbacks)
+            _print_plan(plan, as_json)
+            return
         result = mailouts.launch_mailout(
-            rt.db,
-            rt.backend,
-            slug,
-            mailouts.parse_segment(segment or []),
-            mailouts.parse_fallbacks(fallback or []),
-            batch_size=rt.settings.batch_size,
+            rt.db, rt.backend, slug, parsed_segment, fallbacks, batch_size=rt.settings.batch_size, at=start
         )
         status = mailouts.mailout_status(rt.db, result.mailout_id)
     if as_json:
         emit_json({**status.to_json(), "created": result.created, "new_messages": result.new_messages})
         return
     _print_launch(result, status)
+
+
+def _parse_time(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(_("--at %(value)s: write a time such as 2026-12-01T09:00+03:00") % {"value": text})
+    if moment.tzinfo is None:
+        fail(_("--at %(value)s: add the UTC offset, such as +03:00 for Baghdad") % {"value": text})
+    return moment.astimezone(dt.UTC)
+
+
+def _print_plan(plan: mailouts.LaunchPlan, as_json: bool) -> None:
+    if as_json:
+        emit_json(plan.to_json())
+        return
+    table = Table(
+        title=_("Dry run of %(campaign)s: nothing is created or sent") % {"campaign": plan.campaign}
+    )
+    table.add_column(_("Locale"))
+    table.add_column(_("Recipients"), justify="right")
+    table.add_column(_("Content sent"))
+    for code, count in plan.recipients.items():
+        table.add_row(f"{code} ({REGISTRY[code].native_name})", str(count), plan.content_locales[code])
+    table.add_row(_("all"), str(plan.total), "", style="bold")
+    out.print(table)
+    if plan.existing_mailout is not None:
+        out.print(
+            _("Mailout %(id)d exists for this segment; %(num)d of its messages are already in the ledger.")
+            % {"id": plan.existing_mailout, "num": plan.already_in_ledger}
+        )
+
+
+@mailout_app.command("pause")
+@reports_errors
+def mailout_pause(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Stop handing messages to the provider; resume goes on where it stopped."""
+    with runtime() as rt:
+        mailouts.pause_mailout(rt.db, mailout_id)
+        out.print(_status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("resume")
+@reports_errors
+def mailout_resume(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Go on with a paused mailout, exactly where it stopped."""
+    with runtime() as rt:
+        mailouts.resume_mailout(rt.db, rt.backend, mailout_id, batch_size=rt.settings.batch_size)
+        out.print(_status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("cancel")
+@reports_errors
+def mailout_cancel(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Cancel for good: once this returns, nothing more of the mailout reaches the provider."""
+    with runtime() as rt:
+        cancelled = mailouts.cancel_mailout(rt.db, mailout_id)
+        out.print(
+            ngettext(
+                "Mailout %(id)d cancelled; %(num)d message will not be sent.",
+                "Mailout %(id)d cancelled; %(num)d messages will not be sent.",
+                cancelled,
+            )
+            % {"id": mailout_id, "num": cancelled}
+        )
+        out.print(_status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("test")
+@reports_errors
+def mailout_test(
+    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
+    to: Annotated[str, typer.Option("--to", help=_("The address that receives the test messages."))],
+    locale: Annotated[
+        list[str] | None,
+        typer.Option("--locale", help=_("A locale to send (repeat); all enabled ones by default.")),
+    ] = None,
+) -> None:
+    """Send one test message per locale to one address, outside any mailout."""
+    address = _test_address(to)
+    with runtime() as rt:
+        codes = (
+            [_locale_option(code) for code in locale] if locale else campaigns.enabled_locales(rt.db, slug)
+        )
+        results = sending.send_test(rt.db, rt.transport, rt.renderer, rt.sender, slug, address, codes)
+    table = Table(title=_("Test messages to %(address)s") % {"address": address.addr_spec})
+    table.add_column(_("Locale"))
+    table.add_column(_("Result"))
+    table.add_column(_("Detail"))
+    for row in results:
+        table.add_row(f"{row.locale} ({REGISTRY[row.locale].native_name})", row.status, row.detail or "")
+    out.print(table)
+    if any(row.status != "sent" for row in results):
+        raise typer.Exit(1)
+
+
+def _test_address(text: str) -> Address:
+    try:
+        normalized = validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        fail(_("--to %(value)s is not a valid address: %(reason)s") % {"value": text, "reason": error})
+    return Address(addr_spec=normalized)
+
+
+def _locale_option(code: str) -> str:
+    try:
+        return get_locale(code).code
+    except LocaleError as error:
+        fail(error.render(interface_translations()))
 
 
 def _print_launch(result: mailouts.LaunchResult, status: mailouts.MailoutStatus) -> None:
@@ -578,6 +721,46 @@ def worker(
                 % {"names": ", ".join(unknown), "known": ", ".join(QUEUES)}
             )
         rt.backend.run_worker(names, concurrency, loglevel)
+
+
+@app.command("sweep")
+@reports_errors
+def sweep_command(as_json: JsonOption = False) -> None:
+    """Once: settle claims of dead workers, start scheduled mailouts, queue retries that are due."""
+    with runtime() as rt:
+        report = mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    out.print(
+        _(
+            "Swept: %(requeued)d messages back in the queue, %(unknown)d marked unknown, "
+            "%(started)d mailouts started, %(batches)d batches queued, %(finished)d mailouts finished."
+        )
+        % {
+            "requeued": report.requeued,
+            "unknown": report.unknown,
+            "started": len(report.started),
+            "batches": report.batches,
+            "finished": len(report.finished),
+        }
+    )
+
+
+@app.command("beat")
+@reports_errors
+def beat(
+    interval: Annotated[float, typer.Option(help=_("Seconds between two sweeps."))] = 30.0,
+    loglevel: Annotated[str, typer.Option(help=_("Log level."))] = "info",
+) -> None:
+    """Run the scheduler that sweeps periodically (run exactly one, beside the workers)."""
+    with runtime() as rt:
+        if rt.settings.broker_url is not None:
+            rt.backend.run_beat(interval, loglevel)
+            return
+        while True:  # the embedded default: sweep in this process
+            mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+            time.sleep(interval)
 
 
 # demo

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from mailer.content import RLM, insert_markers, markdown_to_html, markdown_to_text, marker, substitute
 from mailer.errors import N_, RenderError
-from mailer.i18n import format_date, translations
+from mailer.i18n import format_date, interface_language, translations
 from mailer.locales import Locale, get_locale
 from mailer.resources import resource_dir
 
@@ -86,6 +86,15 @@ class Renderer:
             env.install_gettext_translations(translations(locale.code), newstyle=True)  # type: ignore[attr-defined]
             self._environments[locale.code] = env
         return env
+
+    def render_page(self, name: str, context: Mapping[str, object], code: str | None = None) -> str:
+        """A page of our own (not an email) in the interface language, or in ``code``."""
+        locale = get_locale(code or interface_language())
+        env = self.environment(locale.code)
+        try:
+            return env.get_template(name).render({**context, "page_locale": locale})
+        except TemplateError as err:
+            raise RenderError(N_("template %(name)s: %(reason)s"), name=name, reason=str(err)) from err
 
     def render_alert(self, content: AlertContent, code: str, sent_on: dt.date) -> PreparedEmail:
         """The alert in one locale, CSS inlined, placeholders left as markers."""

@@ -300,3 +300,57 @@ def _bulk_alert(
         track_opens=bool(tracking.get("opens", False)),
         track_clicks=bool(tracking.get("clicks", False)),
     )
+
+
+@dataclass(frozen=True)
+class TestSendResult:
+    locale: str
+    status: str
+    detail: str | None
+
+
+SAMPLE_NAMES = {"en": "Sarah Miller", "ar": "زينب حسن", "ckb": "شیلان ئەحمەد", "kmr": "Rojda Şêxo"}
+
+
+def send_test(
+    db: Database,
+    transport: Transport,
+    renderer: Renderer,
+    sender: SenderIdentity,
+    slug: str,
+    to: Address,
+    locales: Sequence[str],
+    clock: Clock = utc_now,
+) -> list[TestSendResult]:
+    """One message per locale to a test address, outside any mailout (links point nowhere real)."""
+    results = []
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        contents = {code: repo.get_content(session, campaign.id, "alert", code) for code in locales}
+    try:
+        for code in locales:
+            content = contents[code]
+            title = campaign.title.get(code, campaign.title[campaign.default_locale])
+            prepared = renderer.render_alert(
+                AlertContent(title, content.subject, content.preheader, content.body), code, clock().date()
+            )
+            name = to.display_name or SAMPLE_NAMES.get(code, "Test")
+            recipient = Recipient(
+                ledger_id=0,
+                address=to,
+                values={
+                    "first_name": name.split()[0],
+                    "name": name,
+                    "governorate": "",
+                    "action_url": f"{sender.base_url}/{code}/{campaign.slug}",
+                    "unsubscribe_url": f"{sender.base_url}/u/test",
+                },
+                message_id=f"<test.{secrets.token_hex(8)}@{sender.from_email.rpartition('@')[2]}>",
+            )
+            email = _bulk_alert(prepared, [recipient], campaign, sender, clock())
+            email = BulkEmail(**{**email.__dict__, "subject": "[TEST] " + email.subject, "kind": "test"})
+            delivery = transport.send(email)[0]
+            results.append(TestSendResult(code, delivery.status, delivery.error or delivery.provider_id))
+    finally:
+        transport.close()
+    return results

@@ -31,6 +31,10 @@ class TaskBackend(Protocol):
         """Serve tasks until stopped."""
         ...
 
+    def run_beat(self, interval: float, loglevel: str) -> None:
+        """Run the periodic sweep until stopped."""
+        ...
+
 
 class InProcessBackend:
     """Runs each batch at once, in this process: no broker, no worker."""
@@ -42,6 +46,9 @@ class InProcessBackend:
 
     def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
         self._handler(list(message_ids))
+
+    def run_beat(self, interval: float, loglevel: str) -> None:
+        raise MailerError(N_("MAILER_BROKER_URL is not set: `mailer beat` sweeps in its own process instead"))
 
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
         raise MailerError(

@@ -28,3 +28,10 @@ class CeleryBackend:
             f"--concurrency={concurrency}",
         ]
         self.app.worker_main(argv)
+
+    def run_beat(self, interval: float, loglevel: str) -> None:
+        self.app.conf.beat_schedule = {
+            "sweep": {"task": "mailer.sweep", "schedule": interval, "options": {"queue": "bulk"}}
+        }
+        beat = self.app.Beat(loglevel=loglevel, schedule="celerybeat-schedule")
+        beat.run()

@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
+from mailer import mailouts
 from mailer.config import Settings
 from mailer.runtime import Runtime
 
@@ -26,3 +27,11 @@ def send_batch(message_ids: list[int]) -> dict[str, Any]:
     """Send the ledger messages of one batch that are still queued."""
     result = runtime().send_batch([int(i) for i in message_ids])
     return {"claimed": result.claimed, **result.outcomes}
+
+
+@shared_task(name="mailer.sweep")  # type: ignore[untyped-decorator]
+def sweep() -> dict[str, Any]:
+    """The periodic pass (Celery beat): expired claims, scheduled starts, retries and lost tasks."""
+    rt = runtime()
+    report = mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+    return {"requeued": report.requeued, "unknown": report.unknown, "batches": report.batches}

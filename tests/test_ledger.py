@@ -1,0 +1,265 @@
+"""The exactly-once ledger under retries, pauses, cancels, dead workers and a misbehaving provider.
+
+The fake SendGrid server's per-recipient count is the oracle: every supporter exactly once, or, for the
+ambiguous cases, marked unknown and never sent again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailer import campaigns, mailouts, sending
+from mailer.config import Settings
+from mailer.errors import MailoutError
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.supporters import import_supporters
+from tests.fakes.sendgrid_server import Fault, FakeSendGrid
+from tests.factories import supporters_csv
+
+SLUG = "protect-hrds-iraq"
+
+
+class Queue:
+    """A task backend that keeps the batches, so that a test decides when each one runs."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def enqueue_send_batch(self, message_ids: list[int], queue: str = "bulk") -> None:
+        self.batches.append(list(message_ids))
+
+    def take(self) -> list[list[int]]:
+        batches, self.batches = self.batches, []
+        return batches
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSendGrid]:
+    with FakeSendGrid() as server:
+        yield server
+
+
+@pytest.fixture
+def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Iterator[Runtime]:
+    settings = Settings.from_env(
+        env | {"MAILER_TRANSPORT": "sendgrid", "MAILER_SENDGRID_API_KEY": fake.api_key, "MAILER_SENDGRID_API_URL": fake.url},
+        cwd=tmp_path,
+    )
+    runtime = Runtime(settings)
+    runtime.__dict__["db"] = db
+    runtime.__dict__["backend"] = Queue()
+    campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
+    supporters_csv(tmp_path / "people.csv", 120)
+    import_supporters(db, tmp_path / "people.csv")
+    yield runtime
+    runtime.close()
+
+
+def queue_of(rt: Runtime) -> Queue:
+    backend = rt.backend
+    assert isinstance(backend, Queue)
+    return backend
+
+
+def run_all(rt: Runtime, clock: Clock) -> None:
+    for batch in queue_of(rt).take():
+        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+
+
+def launch(rt: Runtime, clock: Clock, **options: object) -> mailouts.LaunchResult:
+    return mailouts.launch_mailout(rt.db, rt.backend, SLUG, {}, {}, clock=clock, batch_size=25, **options)  # type: ignore[arg-type]
+
+
+def status(rt: Runtime, mailout_id: int) -> mailouts.MailoutStatus:
+    return mailouts.mailout_status(rt.db, mailout_id)
+
+
+def test_everyone_once_in_one_request_per_batch(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock)
+    assert len(queue_of(rt).batches) == 8  # 30 per locale, batches of 25: two per locale
+    run_all(rt, clock)
+    assert set(fake.counts().values()) == {1}
+    assert len(fake.counts()) == 120
+    assert fake.requests == 8
+    assert status(rt, result.mailout_id).status == "finished"
+
+
+def test_pause_half_way_then_resume_delivers_everyone_exactly_once(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock)
+    batches = queue_of(rt).take()
+    for batch in batches[:4]:
+        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+    mailouts.pause_mailout(rt.db, result.mailout_id)
+    for batch in batches[4:]:  # tasks already on the queue find the mailout paused
+        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+    paused = status(rt, result.mailout_id)
+    assert (paused.status, paused.counts["sent"], paused.counts["queued"]) == ("paused", 60, 60)
+    mailouts.sweep(rt.db, rt.backend, clock)  # the dispatcher leaves a paused mailout alone
+    assert queue_of(rt).batches == []
+    mailouts.resume_mailout(rt.db, rt.backend, result.mailout_id, clock, batch_size=25)
+    run_all(rt, clock)
+    assert len(fake.counts()) == 120
+    assert set(fake.counts().values()) == {1}
+    assert status(rt, result.mailout_id).status == "finished"
+
+
+def test_rate_limits_and_outages_are_retried_later(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    fake.inject(Fault(status=429, headers={"X-RateLimit-Reset": "0"}), Fault(status=503), Fault(status=429))
+    result = launch(rt, clock)
+    run_all(rt, clock)
+    waiting = status(rt, result.mailout_id)
+    # Batches of 25 and 5 per locale: the first three requests (25 + 5 + 25 recipients) were refused.
+    assert (waiting.counts["sent"], waiting.counts["queued"], waiting.status) == (65, 55, "running")
+    mailouts.sweep(rt.db, rt.backend, clock)
+    assert queue_of(rt).batches == []  # not due yet
+    clock.advance(hours=2)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    assert set(fake.counts().values()) == {1}
+    assert len(fake.counts()) == 120
+    assert status(rt, result.mailout_id).status == "finished"
+
+
+def test_ambiguous_answers_are_marked_unknown_and_never_resent(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    fake.inject(Fault(status=500, accept=True), Fault(status=502, accept=False), Fault(drop=True, accept=True))
+    result = launch(rt, clock)
+    run_all(rt, clock)
+    clock.advance(hours=3)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.counts["unknown"], final.counts["sent"]) == (55, 65)  # requests of 25, 5 and 25
+    assert max(fake.counts().values()) == 1  # nobody twice
+    assert len(fake.counts()) == 120 - 5  # the 502 batch was not taken, and is not sent again either
+
+
+def test_refused_key_pauses_the_mailout_and_says_why(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    fake.api_key = "SG.rotated"
+    result = launch(rt, clock)
+    run_all(rt, clock)
+    stopped = status(rt, result.mailout_id)
+    assert stopped.status == "paused"
+    assert "refused the API key" in (stopped.status_reason or "")
+    assert stopped.counts["queued"] == 120
+    assert fake.counts() == {}
+
+
+def test_no_provider_call_after_cancel(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock)
+    batches = queue_of(rt).take()
+    sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batches[0], clock)
+    requests = fake.requests
+    cancelled = mailouts.cancel_mailout(rt.db, result.mailout_id, clock)
+    for batch in batches[1:]:
+        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    assert fake.requests == requests
+    final = status(rt, result.mailout_id)
+    assert (final.status, final.counts["sent"], final.counts["cancelled"], cancelled) == ("cancelled", 25, 95, 95)
+    with pytest.raises(MailoutError, match="cancelled"):
+        launch(rt, clock)
+
+
+def test_sweeper_settles_what_a_dead_worker_left(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock)
+    batches = queue_of(rt).take()
+    first, second = batches[0], batches[2]  # 25 messages each
+    with rt.db.session() as session:  # a worker claimed two batches, called the provider for one, then died
+        repo.claim_messages(session, first + second, clock())
+        repo.mark_provider_called(session, second, clock())
+    clock.advance(minutes=5)
+    assert mailouts.sweep(rt.db, rt.backend, clock).requeued == 0  # the lease has not run out
+    clock.advance(minutes=20)
+    report = mailouts.sweep(rt.db, rt.backend, clock)
+    assert (report.requeued, report.unknown) == (25, 25)
+    run_all(rt, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.counts["sent"], final.counts["unknown"], final.status) == (95, 25, "finished")
+    assert max(fake.counts().values()) == 1
+
+
+def test_lost_tasks_are_queued_again(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock)
+    queue_of(rt).take()  # Redis restarted without persistence: the tasks are gone
+    clock.advance(minutes=1)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    assert queue_of(rt).batches == []  # too early to call them lost
+    clock.advance(minutes=15)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    assert len(fake.counts()) == 120
+    assert status(rt, result.mailout_id).status == "finished"
+
+
+def test_scheduled_mailout_starts_when_due(rt: Runtime, fake: FakeSendGrid) -> None:
+    clock = Clock()
+    result = launch(rt, clock, at=clock.now + dt.timedelta(hours=1))
+    assert (result.status, result.queued_batches) == ("scheduled", 0)
+    assert status(rt, result.mailout_id).counts["queued"] == 120
+    mailouts.sweep(rt.db, rt.backend, clock)
+    assert queue_of(rt).batches == []
+    clock.advance(hours=1)
+    report = mailouts.sweep(rt.db, rt.backend, clock)
+    assert report.started == [result.mailout_id]
+    run_all(rt, clock)
+    assert len(fake.counts()) == 120
+
+
+def test_dry_run_counts_and_creates_nothing(rt: Runtime) -> None:
+    plan = mailouts.plan_mailout(rt.db, SLUG, {"locale": ["ar", "kmr"]}, {})
+    assert (plan.recipients, plan.total, plan.existing_mailout) == ({"ar": 30, "kmr": 30}, 60, None)
+    with rt.db.session() as session:
+        assert repo.find_mailout(session, 1, mailouts.segment_key({"locale": ["ar", "kmr"]})) is None
+
+
+def test_two_launches_at_once_one_wins(rt: Runtime) -> None:
+    results: list[mailouts.LaunchResult] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def go() -> None:
+        try:
+            barrier.wait()
+            results.append(mailouts.launch_mailout(rt.db, Queue(), SLUG, {}, {}, batch_size=25))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].mailout_id == results[1].mailout_id
+    assert sum(r.new_messages for r in results) == 120
