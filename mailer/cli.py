@@ -728,7 +728,7 @@ def worker(
 def sweep_command(as_json: JsonOption = False) -> None:
     """Once: settle claims of dead workers, start scheduled mailouts, queue retries that are due."""
     with runtime() as rt:
-        report = mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+        report = rt.sweep()
     if as_json:
         emit_json(report.__dict__)
         return
@@ -759,7 +759,7 @@ def beat(
             rt.backend.run_beat(interval, loglevel)
             return
         while True:  # the embedded default: sweep in this process
-            mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+            rt.sweep()
             time.sleep(interval)
 
 

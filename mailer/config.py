@@ -41,6 +41,9 @@ class Settings:
     sendgrid_webhook_max_age: int = 600
     batch_size: int = 500
     language: str = "en"
+    claim_lease: int = 900
+    redispatch_after: int = 600
+    retry_base: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -106,6 +109,11 @@ class Settings:
 
         max_age = _int_var(env, "MAILER_SENDGRID_WEBHOOK_MAX_AGE", 600, minimum=0)
         batch_size = _int_var(env, "MAILER_BATCH_SIZE", 500, minimum=1, maximum=1000)
+        # Ledger timing: a claim older than the lease belongs to a dead worker; a queued task not picked up
+        # within redispatch_after is presumed lost (a Redis restart); retries wait retry_base, doubling.
+        claim_lease = _int_var(env, "MAILER_CLAIM_LEASE_SECONDS", 900, minimum=1)
+        redispatch_after = _int_var(env, "MAILER_REDISPATCH_SECONDS", 600, minimum=1)
+        retry_base = _int_var(env, "MAILER_RETRY_BASE_SECONDS", 30, minimum=1)
 
         language = get("MAILER_LANGUAGE") or "en"
         try:
@@ -129,6 +137,9 @@ class Settings:
             sendgrid_webhook_max_age=max_age,
             batch_size=batch_size,
             language=language,
+            claim_lease=claim_lease,
+            redispatch_after=redispatch_after,
+            retry_base=retry_base,
         )
 
     def require_secret_keys(self) -> tuple[str, ...]:

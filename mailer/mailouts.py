@@ -29,10 +29,19 @@ MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed"
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
 SEGMENT_KEYS = ("locale", "governorate")
 PAGE_SIZE = 1000
-#: A task not picked up within this time is presumed lost (a Redis restart) and queued again.
-REDISPATCH_AFTER = dt.timedelta(minutes=10)
-#: A claim older than this belongs to a dead worker (a batch takes seconds; Redis redelivers after an hour).
-CLAIM_LEASE = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long the ledger waits: see MAILER_CLAIM_LEASE_SECONDS and MAILER_REDISPATCH_SECONDS."""
+
+    #: A claim older than this belongs to a dead worker (a batch takes seconds; Redis redelivers after an hour).
+    claim_lease: dt.timedelta = dt.timedelta(minutes=15)
+    #: A queued task not picked up within this time is presumed lost (a Redis restart) and queued again.
+    redispatch_after: dt.timedelta = dt.timedelta(minutes=10)
+
+
+DEFAULT_TIMING = Timing()
 
 
 def utc_now() -> dt.datetime:
@@ -306,12 +315,17 @@ def enumerate_recipients(
 
 
 def dispatch_mailout(
-    db: Database, backend: TaskBackend, mailout_id: int, clock: Clock, batch_size: int
+    db: Database,
+    backend: TaskBackend,
+    mailout_id: int,
+    clock: Clock,
+    batch_size: int,
+    timing: Timing = DEFAULT_TIMING,
 ) -> int:
     """Queue the due messages of one running mailout in batches of one locale; the number of batches."""
     now = clock()
     with db.session() as session:
-        due = repo.mark_dispatched(session, mailout_id, now, now - REDISPATCH_AFTER)
+        due = repo.mark_dispatched(session, mailout_id, now, now - timing.redispatch_after)
     batches = 0
     for ids in due.values():  # queued only after the commit above
         for start in range(0, len(ids), batch_size):
@@ -329,11 +343,17 @@ class SweepReport:
     finished: list[int]
 
 
-def sweep(db: Database, backend: TaskBackend, clock: Clock = utc_now, batch_size: int = 500) -> SweepReport:
+def sweep(
+    db: Database,
+    backend: TaskBackend,
+    clock: Clock = utc_now,
+    batch_size: int = 500,
+    timing: Timing = DEFAULT_TIMING,
+) -> SweepReport:
     """The periodic pass: settle expired claims, start scheduled mailouts, queue what is due."""
     now = clock()
     with db.session() as session:
-        requeued, unknown = repo.sweep_expired_claims(session, now - CLAIM_LEASE, now)
+        requeued, unknown = repo.sweep_expired_claims(session, now - timing.claim_lease, now)
         scheduled = [
             m.id
             for m in repo.mailouts_with_status(session, ["scheduled"])
@@ -343,7 +363,7 @@ def sweep(db: Database, backend: TaskBackend, clock: Clock = utc_now, batch_size
         for mailout_id in started:
             repo.get_mailout(session, mailout_id).started_at = now
         running = [m.id for m in repo.mailouts_with_status(session, ["running"])]
-    batches = sum(dispatch_mailout(db, backend, i, clock, batch_size) for i in running)
+    batches = sum(dispatch_mailout(db, backend, i, clock, batch_size, timing) for i in running)
     finished = []
     with db.session() as session:
         for mailout_id in running:

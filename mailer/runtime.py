@@ -5,10 +5,11 @@ The command line and the workers both start here, so that a batch does the same 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from functools import cached_property
 
-from mailer import sending
+from mailer import mailouts, sending
 from mailer.config import Settings
 from mailer.rendering import Renderer
 from mailer.store import Database
@@ -61,8 +62,25 @@ class Runtime:
     def send_batch(self, message_ids: Sequence[int]) -> sending.BatchResult:
         """One batch of ledger messages, wherever it runs (this process or a worker)."""
         return sending.send_batch(
-            self.db, self.transport, self.renderer, self.signer, self.sender, message_ids
+            self.db,
+            self.transport,
+            self.renderer,
+            self.signer,
+            self.sender,
+            message_ids,
+            retry_base=self.settings.retry_base,
         )
+
+    @property
+    def timing(self) -> mailouts.Timing:
+        return mailouts.Timing(
+            claim_lease=dt.timedelta(seconds=self.settings.claim_lease),
+            redispatch_after=dt.timedelta(seconds=self.settings.redispatch_after),
+        )
+
+    def sweep(self) -> mailouts.SweepReport:
+        """The periodic pass, with this installation's timing."""
+        return mailouts.sweep(self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing)
 
     def close(self) -> None:
         if "transport" in self.__dict__ and isinstance(self.transport, SendGridTransport):

@@ -65,9 +65,9 @@ class BatchResult:
             self.outcomes[status] = self.outcomes.get(status, 0) + number
 
 
-def retry_delay(attempts: int, provider_wait: float | None = None) -> dt.timedelta:
-    """Exponential backoff with jitter, never sooner than the provider asked."""
-    base = min(3600.0, 30.0 * 2 ** max(0, attempts - 1))
+def retry_delay(attempts: int, provider_wait: float | None = None, first: float = 30.0) -> dt.timedelta:
+    """Exponential backoff with jitter from ``first`` seconds, never sooner than the provider asked."""
+    base = min(3600.0, first * 2 ** max(0, attempts - 1))
     delay = base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not security
     return dt.timedelta(seconds=max(delay, provider_wait or 0.0))
 
@@ -108,6 +108,7 @@ def send_batch(
     sender: SenderIdentity,
     message_ids: Sequence[int],
     clock: Clock = utc_now,
+    retry_base: float = 30.0,
 ) -> BatchResult:
     """Send the alert messages of a batch that this call can claim, a transport chunk at a time."""
     result = BatchResult()
@@ -118,38 +119,111 @@ def send_batch(
         return result
     with db.session() as session:
         batch = _load_batch(session, claimed, renderer, clock().date())
-    pending = list(batch.messages)
-    try:
-        suppressed = [m for m in pending if _recipient_is_suppressed(batch, m)]
-        _record(
-            db,
-            [(m.id, "suppressed", {"error": "suppressed at send time"}) for m in suppressed],
-            clock,
-            result,
-        )
-        pending = [m for m in pending if not _recipient_is_suppressed(batch, m)]
-        for chunk in _chunks(pending, transport.chunk_size):
-            _send_chunk(db, transport, batch, chunk, signer, sender, clock, result)
-            done = {m.id for m in chunk}
-            pending = [m for m in pending if m.id not in done]
-    except TransportHalted as halt:
-        # The provider refused us: nothing more can leave until a person acts.
-        with db.session() as session:
-            repo.release_messages(session, [m.id for m in pending], clock())
-            for mailout_id in batch.mailouts:
-                repo.pause_mailout(session, mailout_id, str(halt))
-        result.count("released", len(pending))
-        log.error("transport %s halted: %s; mailout paused", transport.name, halt)
-    except BaseException:
-        with db.session() as session:  # never tried: give them back
-            repo.release_messages(session, [m.id for m in pending], clock())
-        raise
-    finally:
-        transport.close()
-        with db.session() as session:
-            for mailout_id in batch.mailouts:
-                repo.finish_mailout_if_done(session, mailout_id, clock())
+    _BatchRun(db, transport, signer, sender, clock, retry_base, batch, result).run()
     return result
+
+
+@dataclass
+class _BatchRun:
+    db: Database
+    transport: Transport
+    signer: TokenSigner
+    sender: SenderIdentity
+    clock: Clock
+    retry_base: float
+    batch: _Batch
+    result: BatchResult
+
+    def run(self) -> None:
+        batch, db, clock = self.batch, self.db, self.clock
+        suppressed = [m for m in batch.messages if self._suppressed(m)]
+        pending = [m for m in batch.messages if not self._suppressed(m)]
+        try:
+            self._record([(m.id, "suppressed", {"error": "suppressed at send time"}) for m in suppressed])
+            for chunk in _chunks(pending, self.transport.chunk_size):
+                self._send_chunk(chunk)
+                done = {m.id for m in chunk}
+                pending = [m for m in pending if m.id not in done]
+        except TransportHalted as halt:
+            # The provider refused us: nothing more can leave until a person acts.
+            with db.session() as session:
+                repo.release_messages(session, [m.id for m in pending], clock())
+                for mailout_id in batch.mailouts:
+                    repo.pause_mailout(session, mailout_id, str(halt))
+            self.result.count("released", len(pending))
+            log.error("transport %s halted: %s; mailout paused", self.transport.name, halt)
+        except BaseException:
+            with db.session() as session:  # never tried: give them back
+                repo.release_messages(session, [m.id for m in pending], clock())
+            raise
+        finally:
+            self.transport.close()
+            with db.session() as session:
+                for mailout_id in batch.mailouts:
+                    repo.finish_mailout_if_done(session, mailout_id, clock())
+
+    def _suppressed(self, message: Message) -> bool:
+        supporter = self.batch.supporters.get(message.supporter_id or 0)
+        return supporter is None or supporter.email_key in self.batch.suppressed
+
+    def _send_chunk(self, chunk: list[Message]) -> None:
+        with self.db.session() as session:  # the last word before the provider: is the mailout still running?
+            called = set(repo.mark_provider_called(session, [m.id for m in chunk], self.clock()))
+            stopped = [m.id for m in chunk if m.id not in called]
+            repo.release_messages(session, stopped, self.clock())
+        self.result.count("released", len(stopped))
+        chunk = [m for m in chunk if m.id in called]
+        if not chunk:
+            return
+        mailout_id = chunk[0].mailout_id or 0
+        campaign = self.batch.campaigns[mailout_id]
+        recipients = [
+            _recipient(m, self.batch.supporters[m.supporter_id or 0], campaign, self.signer, self.sender)
+            for m in chunk
+        ]
+        prepared = self.batch.prepared[(mailout_id, chunk[0].content_locale)]
+        email = _bulk_alert(prepared, recipients, campaign, self.sender, self.clock())
+        try:
+            deliveries = self.transport.send(email)
+        except TransportHalted:
+            with self.db.session() as session:  # refused before anything was accepted: nothing of it left
+                repo.release_messages(session, [m.id for m in chunk], self.clock())
+            self.result.count("released", len(chunk))
+            raise
+        except Exception:
+            self._record([(m.id, "unknown", {"error": "unexpected error in the transport"}) for m in chunk])
+            raise
+        attempts = {m.id: m.attempts for m in chunk}
+        self._record([(d.ledger_id, *self._ledger_values(d, attempts[d.ledger_id])) for d in deliveries])
+
+    def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        """Write the outcomes of a chunk in one transaction."""
+        if not rows:
+            return
+        now = self.clock()
+        with self.db.session() as session:
+            for message_id, status, values in rows:
+                repo.finish_message(session, message_id, status, now, **values)
+                self.result.count("retry" if status == "queued" else status)
+
+    def _ledger_values(self, delivery: Delivery, attempts: int) -> tuple[str, dict[str, Any]]:
+        now = self.clock()
+        if delivery.status == "sent":
+            return "sent", {"provider_message_id": delivery.provider_id, "sent_at": now, "error": None}
+        if delivery.status == "transient":
+            if attempts >= MAX_ATTEMPTS:
+                return "failed", {"error": f"gave up after {attempts} attempts: {delivery.error}"}
+            not_before = now + retry_delay(attempts, delivery.retry_after, self.retry_base)
+            # Back in the queue for the dispatcher, once not_before has come.
+            return "queued", {
+                "error": delivery.error,
+                "not_before": not_before,
+                "dispatched_at": None,
+                "provider_called_at": None,
+            }
+        if delivery.status == "permanent":
+            return "failed", {"error": delivery.error}
+        return "unknown", {"error": delivery.error, "provider_message_id": delivery.provider_id}
 
 
 def _chunks(messages: list[Message], size: int) -> list[list[Message]]:
@@ -160,90 +234,6 @@ def _chunks(messages: list[Message], size: int) -> list[list[Message]]:
         run = list(group)
         chunks.extend(run[start : start + size] for start in range(0, len(run), size))
     return chunks
-
-
-def _recipient_is_suppressed(batch: _Batch, message: Message) -> bool:
-    supporter = batch.supporters.get(message.supporter_id or 0)
-    return supporter is None or supporter.email_key in batch.suppressed
-
-
-def _send_chunk(
-    db: Database,
-    transport: Transport,
-    batch: _Batch,
-    chunk: list[Message],
-    signer: TokenSigner,
-    sender: SenderIdentity,
-    clock: Clock,
-    result: BatchResult,
-) -> None:
-    with db.session() as session:  # the last word before the provider: is the mailout still running?
-        called = set(repo.mark_provider_called(session, [m.id for m in chunk], clock()))
-        stopped = [m.id for m in chunk if m.id not in called]
-        repo.release_messages(session, stopped, clock())
-    result.count("released", len(stopped))
-    chunk = [m for m in chunk if m.id in called]
-    if not chunk:
-        return
-    first = chunk[0]
-    mailout_id = first.mailout_id or 0
-    email = _bulk_alert(
-        batch.prepared[(mailout_id, first.content_locale)],
-        [
-            _recipient(m, batch.supporters[m.supporter_id or 0], batch.campaigns[mailout_id], signer, sender)
-            for m in chunk
-        ],
-        batch.campaigns[mailout_id],
-        sender,
-        clock(),
-    )
-    try:
-        deliveries = transport.send(email)
-    except TransportHalted:
-        with db.session() as session:  # refused before anything was accepted: nothing of it left
-            repo.release_messages(session, [m.id for m in chunk], clock())
-        result.count("released", len(chunk))
-        raise
-    except Exception:
-        unknown = [(m.id, "unknown", {"error": "unexpected error in the transport"}) for m in chunk]
-        _record(db, unknown, clock, result)
-        raise
-    attempts = {m.id: m.attempts for m in chunk}
-    now = clock()
-    _record(
-        db, [(d.ledger_id, *_ledger_values(d, attempts[d.ledger_id], now)) for d in deliveries], clock, result
-    )
-
-
-def _record(
-    db: Database, rows: Sequence[tuple[int, str, dict[str, Any]]], clock: Clock, result: BatchResult
-) -> None:
-    """Write the outcomes of a chunk in one transaction."""
-    if not rows:
-        return
-    now = clock()
-    with db.session() as session:
-        for message_id, status, values in rows:
-            repo.finish_message(session, message_id, status, now, **values)
-            result.count("retry" if status == "queued" else status)
-
-
-def _ledger_values(delivery: Delivery, attempts: int, now: dt.datetime) -> tuple[str, dict[str, Any]]:
-    if delivery.status == "sent":
-        return "sent", {"provider_message_id": delivery.provider_id, "sent_at": now, "error": None}
-    if delivery.status == "transient":
-        if attempts >= MAX_ATTEMPTS:
-            return "failed", {"error": f"gave up after {attempts} attempts: {delivery.error}"}
-        not_before = now + retry_delay(attempts, delivery.retry_after)
-        return "queued", {
-            "error": delivery.error,
-            "not_before": not_before,
-            "dispatched_at": None,
-            "provider_called_at": None,
-        }
-    if delivery.status == "permanent":
-        return "failed", {"error": delivery.error}
-    return "unknown", {"error": delivery.error, "provider_message_id": delivery.provider_id}
 
 
 def _recipient(

@@ -21,8 +21,8 @@ from mailer.runtime import Runtime
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.supporters import import_supporters
-from tests.fakes.sendgrid_server import Fault, FakeSendGrid
 from tests.factories import supporters_csv
+from tests.fakes.sendgrid_server import FakeSendGrid, Fault
 
 SLUG = "protect-hrds-iraq"
 
@@ -63,7 +63,12 @@ def fake() -> Iterator[FakeSendGrid]:
 @pytest.fixture
 def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Iterator[Runtime]:
     settings = Settings.from_env(
-        env | {"MAILER_TRANSPORT": "sendgrid", "MAILER_SENDGRID_API_KEY": fake.api_key, "MAILER_SENDGRID_API_URL": fake.url},
+        env
+        | {
+            "MAILER_TRANSPORT": "sendgrid",
+            "MAILER_SENDGRID_API_KEY": fake.api_key,
+            "MAILER_SENDGRID_API_URL": fake.url,
+        },
         cwd=tmp_path,
     )
     runtime = Runtime(settings)
@@ -146,7 +151,9 @@ def test_rate_limits_and_outages_are_retried_later(rt: Runtime, fake: FakeSendGr
 
 def test_ambiguous_answers_are_marked_unknown_and_never_resent(rt: Runtime, fake: FakeSendGrid) -> None:
     clock = Clock()
-    fake.inject(Fault(status=500, accept=True), Fault(status=502, accept=False), Fault(drop=True, accept=True))
+    fake.inject(
+        Fault(status=500, accept=True), Fault(status=502, accept=False), Fault(drop=True, accept=True)
+    )
     result = launch(rt, clock)
     run_all(rt, clock)
     clock.advance(hours=3)
@@ -183,7 +190,12 @@ def test_no_provider_call_after_cancel(rt: Runtime, fake: FakeSendGrid) -> None:
     run_all(rt, clock)
     assert fake.requests == requests
     final = status(rt, result.mailout_id)
-    assert (final.status, final.counts["sent"], final.counts["cancelled"], cancelled) == ("cancelled", 25, 95, 95)
+    assert (final.status, final.counts["sent"], final.counts["cancelled"], cancelled) == (
+        "cancelled",
+        25,
+        95,
+        95,
+    )
     with pytest.raises(MailoutError, match="cancelled"):
         launch(rt, clock)
 
@@ -251,7 +263,7 @@ def test_two_launches_at_once_one_wins(rt: Runtime) -> None:
         try:
             barrier.wait()
             results.append(mailouts.launch_mailout(rt.db, Queue(), SLUG, {}, {}, batch_size=25))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=go) for _ in range(2)]

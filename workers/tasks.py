@@ -7,7 +7,6 @@ from typing import Any
 
 from celery import shared_task
 
-from mailer import mailouts
 from mailer.config import Settings
 from mailer.runtime import Runtime
 
@@ -33,5 +32,5 @@ def send_batch(message_ids: list[int]) -> dict[str, Any]:
 def sweep() -> dict[str, Any]:
     """The periodic pass (Celery beat): expired claims, scheduled starts, retries and lost tasks."""
     rt = runtime()
-    report = mailouts.sweep(rt.db, rt.backend, batch_size=rt.settings.batch_size)
+    report = rt.sweep()
     return {"requeued": report.requeued, "unknown": report.unknown, "batches": report.batches}
