@@ -1,0 +1,78 @@
+"""Real `mailer worker` processes for the tests that need them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class Worker:
+    """One `mailer worker` process group, started with the test's MAILER_* variables."""
+
+    def __init__(self, env: dict[str, str], folder: Path, concurrency: int = 2) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")} | env
+        self.folder = folder
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / f"worker-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mailer",
+                    "worker",
+                    "--concurrency",
+                    str(self.concurrency),
+                    "--loglevel",
+                    "info",
+                ],
+                env=self.env,
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, pool included: nothing gets to clean up."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+            self.process = None
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.folder / f"worker-{n}.log").read_text(errors="replace") for n in range(1, self.starts + 1)
+        )
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[list[Worker]]:
+    workers: list[Worker] = []
+    yield workers
+    for worker in workers:
+        worker.stop()
