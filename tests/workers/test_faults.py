@@ -139,7 +139,7 @@ def test_bursts_of_429_and_500(setup: tuple[Runtime, Worker, dict[str, str]], fa
 def test_redis_restart_during_a_run(
     setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid, redis: RedisServer
 ) -> None:
-    runtime, worker, expected = setup
+    runtime, worker, _ = setup
     fake.inject(
         *[Fault(status=202, delay=1.0, accept=True) for _ in range(2)]
     )  # slow enough to strike mid-run
