@@ -395,10 +395,14 @@ def resume_mailout(
         mailout = repo.get_mailout(session, mailout_id)
         if mailout.status == "running":
             return 0
-        if not repo.set_mailout_status(session, mailout_id, ["paused"], "running"):
+        if mailout.status != "paused":
             raise MailoutError(
                 N_("mailout %(id)d is %(status)s, not paused"), id=mailout_id, status=mailout.status
             )
+        if mailout.scheduled_at is not None and mailout.scheduled_at > clock() and mailout.started_at is None:
+            repo.set_mailout_status(session, mailout_id, ["paused"], "scheduled")  # its time has not come
+            return 0
+        repo.set_mailout_status(session, mailout_id, ["paused"], "running")
         # Tasks queued before the pause found nothing to claim and are gone: queue every waiting row again.
         repo.forget_dispatch(session, mailout_id)
         campaign = repo.get_campaign_by_id(session, mailout.campaign_id)

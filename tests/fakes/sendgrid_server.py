@@ -85,8 +85,11 @@ class Delivered:
 class FakeSendGrid:
     """Run with ``with FakeSendGrid() as fake:``; point ``MAILER_SENDGRID_API_URL`` at ``fake.url``."""
 
-    def __init__(self, api_key: str = "SG.test-key", validate: bool = True) -> None:
+    def __init__(
+        self, api_key: str = "SG.test-key", validate: bool = True, port: int = 0, keep_bodies: bool = True
+    ) -> None:
         self.api_key = api_key
+        self.keep_bodies = keep_bodies
         self.validate = validate
         self.validator = mail_send_validator()
         self.delivered: list[Delivered] = []
@@ -96,7 +99,7 @@ class FakeSendGrid:
         self.connections = 0
         self.faults: deque[Fault] = deque()
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -121,6 +124,18 @@ class FakeSendGrid:
         """How many times each address was accepted."""
         with self.lock:
             return Counter(d.email for d in self.delivered)
+
+    def stats(self) -> dict[str, int]:
+        counts = self.counts()
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "connections": self.connections,
+                "rejected": len(self.rejected),
+                "deliveries": sum(counts.values()),
+                "recipients": len(counts),
+                "max_per_recipient": max(counts.values(), default=0),
+            }
 
     def handle_send(
         self, raw: bytes, authorization: str | None
@@ -157,7 +172,8 @@ class FakeSendGrid:
 
     def _record(self, body: dict[str, Any], message_id: str) -> None:
         with self.lock:
-            self.bodies.append(body)
+            if self.keep_bodies:
+                self.bodies.append(body)
             for personalization in body["personalizations"]:
                 for recipient in personalization.get("to", []):
                     self.delivered.append(
@@ -188,6 +204,12 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests read the records, not a log."""
 
+        def do_GET(self) -> None:
+            if self.path == "/stats":
+                self._answer(200, {}, json.dumps(fake.stats()).encode())
+            else:
+                self._answer(404, {}, _errors([f"no route {self.path}"]))
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.path != "/v3/mail/send":
@@ -212,3 +234,20 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+def serve(port: int, api_key: str) -> None:
+    """Run the fake in a process of its own (benchmarks): ``GET /stats`` reports what it received."""
+    fake = FakeSendGrid(api_key=api_key, port=port, keep_bodies=False)
+    print(f"fake SendGrid on {fake.url}", flush=True)
+    fake._server.serve_forever()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key", default="SG.test-key")
+    arguments = parser.parse_args()
+    serve(arguments.port, arguments.api_key)

@@ -1,0 +1,156 @@
+"""The coordinator's controls through the `mailer` command: dry run, schedule, pause, resume, cancel,
+test messages, previews and the sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailer.resources import demo_dir
+from tests.factories import supporters_csv
+from tests.test_cli import mailer
+
+
+@pytest.fixture
+def loaded(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    assert mailer(["db", "upgrade"], env, tmp_path).returncode == 0
+    assert (
+        mailer(
+            ["campaign", "load", str(demo_dir() / "campaigns" / "protect-hrds-iraq")], env, tmp_path
+        ).returncode
+        == 0
+    )
+    supporters_csv(tmp_path / "people.csv", 20)
+    assert mailer(["supporters", "import", str(tmp_path / "people.csv")], env, tmp_path).returncode == 0
+    return env
+
+
+def last_json(stdout: str) -> dict[str, object]:
+    return dict(json.loads(stdout.strip().splitlines()[-1]))
+
+
+def test_dry_run_counts_and_sends_nothing(loaded: dict[str, str], tmp_path: Path) -> None:
+    result = mailer(
+        ["mailout", "launch", "protect-hrds-iraq", "--segment", "locale=ckb", "--dry-run", "--json"],
+        loaded,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert last_json(result.stdout)["recipients"] == {"ckb": 5}
+    assert not (tmp_path / "outbox").exists()
+    human = mailer(["mailout", "launch", "protect-hrds-iraq", "--dry-run"], loaded, tmp_path)
+    assert "20" in human.stdout
+
+
+def test_schedule_then_sweep_when_due(loaded: dict[str, str], tmp_path: Path) -> None:
+    later = mailer(
+        ["mailout", "launch", "protect-hrds-iraq", "--at", "2099-01-01T09:00+03:00", "--json"],
+        loaded,
+        tmp_path,
+    )
+    document = last_json(later.stdout)
+    assert document["status"] == "scheduled"
+    assert document["scheduled_at"] == "2099-01-01T06:00:00+00:00"
+    assert mailer(["sweep"], loaded, tmp_path).returncode == 0
+    assert not (tmp_path / "outbox").exists()
+    naive = mailer(["mailout", "launch", "protect-hrds-iraq", "--at", "2099-01-01T09:00"], loaded, tmp_path)
+    assert naive.returncode == 1
+    assert "UTC offset" in naive.stderr
+
+
+def test_pause_resume_cancel(loaded: dict[str, str], tmp_path: Path) -> None:
+    scheduled = last_json(
+        mailer(
+            ["mailout", "launch", "protect-hrds-iraq", "--at", "2099-01-01T09:00+03:00", "--json"],
+            loaded,
+            tmp_path,
+        ).stdout
+    )
+    mailout = str(scheduled["id"])
+
+    def state() -> object:
+        return last_json(mailer(["mailout", "status", mailout, "--json"], loaded, tmp_path).stdout)["status"]
+
+    assert mailer(["mailout", "pause", mailout], loaded, tmp_path).returncode == 0
+    assert state() == "paused"
+    resumed = mailer(["mailout", "resume", mailout], loaded, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert state() == "scheduled"  # resumed before its time: it waits for it again
+    assert mailer(["mailout", "cancel", mailout], loaded, tmp_path).returncode == 0
+    assert state() == "cancelled"
+    assert mailer(["mailout", "resume", mailout], loaded, tmp_path).returncode == 1
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_a_finished_mailout_cannot_be_paused(loaded: dict[str, str], tmp_path: Path) -> None:
+    done = last_json(mailer(["mailout", "launch", "protect-hrds-iraq", "--json"], loaded, tmp_path).stdout)
+    assert done["status"] == "finished"
+    result = mailer(["mailout", "pause", str(done["id"])], loaded, tmp_path)
+    assert result.returncode == 1
+    assert "finished" in result.stderr
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 20
+
+
+def test_cancel_a_scheduled_mailout(loaded: dict[str, str], tmp_path: Path) -> None:
+    scheduled = last_json(
+        mailer(
+            ["mailout", "launch", "protect-hrds-iraq", "--at", "2099-01-01T09:00+03:00", "--json"],
+            loaded,
+            tmp_path,
+        ).stdout
+    )
+    result = mailer(["mailout", "cancel", str(scheduled["id"])], loaded, tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = last_json(mailer(["mailout", "status", str(scheduled["id"]), "--json"], loaded, tmp_path).stdout)
+    assert (status["status"], status["counts"]["cancelled"]) == ("cancelled", 20)  # type: ignore[index]
+    assert mailer(["sweep"], loaded, tmp_path).returncode == 0
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_test_messages_one_per_locale(loaded: dict[str, str], tmp_path: Path) -> None:
+    result = mailer(
+        [
+            "mailout",
+            "test",
+            "protect-hrds-iraq",
+            "--to",
+            "coordinator@example.org",
+            "--locale",
+            "ar",
+            "--locale",
+            "kmr",
+        ],
+        loaded,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert [f.name.split("-")[-1] for f in files] == ["ar.eml", "kmr.eml"]
+    assert "[TEST]" in files[0].read_text(errors="replace") or "=?utf-8?" in files[0].read_text()
+    bad = mailer(["mailout", "test", "protect-hrds-iraq", "--to", "not-an-address"], loaded, tmp_path)
+    assert bad.returncode == 1
+
+
+def test_preview_side_by_side(loaded: dict[str, str], tmp_path: Path) -> None:
+    result = mailer(
+        ["campaign", "preview", "protect-hrds-iraq", "--out", str(tmp_path / "preview")], loaded, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "preview").iterdir())
+    assert names == [
+        "ar.html",
+        "ar.txt",
+        "ckb.html",
+        "ckb.txt",
+        "en.html",
+        "en.txt",
+        "index.html",
+        "kmr.html",
+        "kmr.txt",
+    ]
+    index = (tmp_path / "preview" / "index.html").read_text(encoding="utf-8")
+    assert '<section class="column" lang="ckb" dir="rtl">' in index
+    assert '<iframe src="kmr.html"' in index
+    assert 'dir="rtl"' in (tmp_path / "preview" / "ar.html").read_text(encoding="utf-8")
