@@ -26,6 +26,7 @@ MANIFEST = "campaign.yaml"
 #: The kinds of text a campaign holds, and the placeholders each may use.
 KINDS: dict[str, frozenset[str]] = {"alert": frozenset(PLACEHOLDERS), "letter": frozenset()}
 TRANSLATION_STATUSES = ("source", "draft", "reviewed")
+MANIFEST_KEYS = ("slug", "title", "default_locale", "locales", "translations", "tracking")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
 
 
@@ -177,6 +178,24 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
                 value=status,
             )
 
+    unknown_keys = sorted(str(k) for k in data if k not in MANIFEST_KEYS)
+    if unknown_keys:
+        problems.add(
+            MANIFEST,
+            line_of(unknown_keys[0]),
+            N_("unknown key(s) %(keys)s (known: %(known)s)"),
+            keys=", ".join(unknown_keys),
+            known=", ".join(MANIFEST_KEYS),
+        )
+    tracking = data.get("tracking", {})
+    if not isinstance(tracking, dict) or any(
+        k not in ("opens", "clicks") or not isinstance(v, bool) for k, v in tracking.items()
+    ):
+        problems.add(
+            MANIFEST,
+            line_of("tracking"),
+            N_("tracking must be {opens: true or false, clicks: true or false}"),
+        )
     contents = _read_contents(folder, problems)
     problems.raise_if_any()
     return CampaignSpec(

@@ -91,3 +91,16 @@ def test_load_then_check_completeness(db: Database, tmp_path: Path) -> None:
     _, created_again = campaigns.load_campaign(db, SEED)
     assert not created_again
     assert all(row.complete for row in campaigns.completeness(db, spec.slug))
+
+
+def test_manifest_typos_and_bad_tracking_are_caught(tmp_path: Path) -> None:
+    folder = copy_seed(tmp_path)
+    manifest = folder / "campaign.yaml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8") + "tracking: {opens: yes please}\ndefault_lcoale: en\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CampaignError) as caught:
+        campaigns.parse_campaign_folder(folder)
+    assert "unknown key(s) default_lcoale" in str(caught.value)
+    assert "tracking must be" in str(caught.value)
