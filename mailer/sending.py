@@ -194,20 +194,26 @@ class _BatchRun:
             self._record([(m.id, "unknown", {"error": "unexpected error in the transport"}) for m in chunk])
             raise
         attempts = {m.id: m.attempts for m in chunk}
-        self._record([(d.ledger_id, *self._ledger_values(d, attempts[d.ledger_id])) for d in deliveries])
+        now = self.clock()
+        self._record([(d.ledger_id, *self._ledger_values(d, attempts[d.ledger_id], now)) for d in deliveries])
 
     def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Write the outcomes of a chunk in one transaction."""
         if not rows:
             return
         now = self.clock()
+        groups: dict[tuple[str, str], tuple[str, dict[str, Any], list[int]]] = {}
+        for message_id, status, values in rows:  # a provider answers a whole request alike: one UPDATE
+            key = (status, repr(sorted(values.items())))
+            groups.setdefault(key, (status, values, []))[2].append(message_id)
+            self.result.count("retry" if status == "queued" else status)
         with self.db.session() as session:
-            for message_id, status, values in rows:
-                repo.finish_message(session, message_id, status, now, **values)
-                self.result.count("retry" if status == "queued" else status)
+            for status, values, ids in groups.values():
+                repo.finish_messages(session, ids, status, now, **values)
 
-    def _ledger_values(self, delivery: Delivery, attempts: int) -> tuple[str, dict[str, Any]]:
-        now = self.clock()
+    def _ledger_values(
+        self, delivery: Delivery, attempts: int, now: dt.datetime
+    ) -> tuple[str, dict[str, Any]]:
         if delivery.status == "sent":
             return "sent", {"provider_message_id": delivery.provider_id, "sent_at": now, "error": None}
         if delivery.status == "transient":

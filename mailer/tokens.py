@@ -25,9 +25,14 @@ class TokenSigner:
             raise ValueError("at least one key is needed")
         # itsdangerous signs with the last key of the list and accepts all of them.
         self._keys = list(reversed(keys))
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._keys, salt=f"solidarity-mailer.{purpose}")
+        serializer = self._serializers.get(purpose)
+        if serializer is None:
+            serializer = URLSafeTimedSerializer(self._keys, salt=f"solidarity-mailer.{purpose}")
+            self._serializers[purpose] = serializer
+        return serializer
 
     def sign(self, purpose: Purpose, payload: dict[str, Any]) -> str:
         return str(self._serializer(purpose).dumps(payload))

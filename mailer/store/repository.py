@@ -400,13 +400,17 @@ def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
     return list(session.scalars(select(Message).where(Message.id.in_(list(ids))).order_by(Message.id)))
 
 
-def finish_message(session: Session, message_id: int, status: str, now: dt.datetime, **values: Any) -> None:
-    """Record the outcome of a claimed message (only while it is still 'sending')."""
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == "sending")
-        .values(status=status, updated_at=now, **values)
-    )
+def finish_messages(
+    session: Session, message_ids: Sequence[int], status: str, now: dt.datetime, **values: Any
+) -> None:
+    """Record one outcome for claimed messages (only those still 'sending'): one statement for a chunk."""
+    for start in range(0, len(message_ids), 500):
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(list(message_ids[start : start + 500])), Message.status == "sending")
+            .values(status=status, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def message_counts(session: Session, mailout_id: int) -> dict[str, dict[str, int]]:
