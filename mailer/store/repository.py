@@ -201,27 +201,10 @@ def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ledger rows, skipping those whose idempotency key exists; the number inserted."""
     if not rows:
         return 0
-    statement = _insert(session)(Message).values(list(rows))
-    # Count what RETURNING gives back: rowcount is not reliable for multi-row inserts on every driver.
-    statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
-    return len(session.execute(statement).all())
-
-
-def queued_message_ids(session: Session, mailout_id: int, now: dt.datetime) -> dict[str, list[int]]:
-    """Ids of the messages ready to send, per locale, in id order."""
-    rows = session.execute(
-        select(Message.locale, Message.id)
-        .where(
-            Message.mailout_id == mailout_id,
-            Message.status == "queued",
-            (Message.not_before.is_(None)) | (Message.not_before <= now),
-        )
-        .order_by(Message.locale, Message.id)
-    )
-    grouped: dict[str, list[int]] = {}
-    for locale, message_id in rows:
-        grouped.setdefault(locale, []).append(message_id)
-    return grouped
+    # Parameters apart from the statement: compiled once and cached, sent as SQLAlchemy's batched
+    # "insertmanyvalues". Count what RETURNING gives back (rowcount is unreliable for multi-row inserts).
+    statement = _insert(session)(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return len(session.execute(statement.returning(Message.id), list(rows)).all())
 
 
 def _mailout_running() -> Any:
