@@ -399,14 +399,16 @@ def targets_list(as_json: JsonOption = False) -> None:
 
 
 def _status_table(status: mailouts.MailoutStatus) -> Table:
-    table = Table(
-        title=_("Mailout %(id)d (%(campaign)s): %(status)s")
-        % {
-            "id": status.id,
-            "campaign": status.campaign,
-            "status": _mailout_state_label(status.status),
-        }
+    title = _("Mailout %(id)d (%(campaign)s): %(status)s") % {
+        "id": status.id,
+        "campaign": status.campaign,
+        "status": _mailout_state_label(status.status),
+    }
+    # Why a mailout stopped by itself (the provider refused our key, ...) is the first thing to tell.
+    caption = (
+        _("Stopped because: %(reason)s") % {"reason": status.status_reason} if status.status_reason else None
     )
+    table = Table(title=title, caption=caption)
     table.add_column(_("Locale"))
     shown = [s for s in mailouts.MESSAGE_STATES if status.counts.get(s) or s in ("queued", "sent")]
     for state in shown:

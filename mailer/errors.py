@@ -16,6 +16,7 @@ MailerError
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from gettext import NullTranslations
 from typing import Any
@@ -49,6 +50,19 @@ class MailerError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+    def to_json(self) -> str:
+        """The message as data, to store and show later in a reader's language (see :meth:`from_json`)."""
+        return json.dumps({"template": self.template, "params": self.params}, ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> MailerError:
+        """A stored message back; plain text (from an older version) is kept as it is."""
+        try:
+            data = json.loads(text)
+            return cls(str(data["template"]), **dict(data["params"]))
+        except (ValueError, KeyError, TypeError):
+            return cls("%(text)s", text=text)
 
 
 def _render_value(value: Any, translations: NullTranslations) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailer.errors import N_, LocaleError, MailoutError
+from mailer.errors import N_, LocaleError, MailerError, MailoutError
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
@@ -467,7 +467,9 @@ class MailoutStatus:
             "id": self.id,
             "campaign": self.campaign,
             "status": self.status,
-            "status_reason": self.status_reason,
+            "status_reason": MailerError.from_json(self.status_reason).render()
+            if self.status_reason
+            else None,
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
             "segment": self.segment,
             "total": self.total,

@@ -149,7 +149,7 @@ class _BatchRun:
             with db.session() as session:
                 repo.release_messages(session, [m.id for m in pending], clock())
                 for mailout_id in batch.mailouts:
-                    repo.pause_mailout(session, mailout_id, str(halt))
+                    repo.pause_mailout(session, mailout_id, halt.to_json())
             self.result.count("released", len(pending))
             log.error("transport %s halted: %s; mailout paused", self.transport.name, halt)
         except BaseException:

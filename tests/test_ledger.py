@@ -15,7 +15,7 @@ import pytest
 
 from mailer import campaigns, mailouts, sending
 from mailer.config import Settings
-from mailer.errors import MailoutError
+from mailer.errors import MailerError, MailoutError
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store import Database
@@ -172,7 +172,7 @@ def test_refused_key_pauses_the_mailout_and_says_why(rt: Runtime, fake: FakeSend
     run_all(rt, clock)
     stopped = status(rt, result.mailout_id)
     assert stopped.status == "paused"
-    assert "refused the API key" in (stopped.status_reason or "")
+    assert "refused the API key" in MailerError.from_json(stopped.status_reason or "").render()
     assert stopped.counts["queued"] == 120
     assert fake.counts() == {}
 
