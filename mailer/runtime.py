@@ -64,11 +64,21 @@ class Runtime:
         return sending.send_batch(
             self.db,
             self.transport,
-            self.renderer,
-            self.signer,
-            self.sender,
+            self.composers,
+            self.compose_context,
             message_ids,
             retry_base=self.settings.retry_base,
+        )
+
+    @property
+    def composers(self) -> dict[str, sending.Composer]:
+        """How each kind of ledger row becomes an email."""
+        return {"alert": sending.compose_alerts}
+
+    @property
+    def compose_context(self) -> sending.ComposeContext:
+        return sending.ComposeContext(
+            self.renderer, self.signer, self.sender, sending.utc_now(), self.transport.chunk_size
         )
 
     @property

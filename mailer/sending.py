@@ -15,12 +15,13 @@ and marks the others ``unknown``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import logging
 import random
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from typing import Any
@@ -32,7 +33,7 @@ from mailer.governorates import governorate_name
 from mailer.rendering import AlertContent, PreparedEmail, Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Campaign, Mailout, Message, Supporter
+from mailer.store.models import Campaign, Message, Supporter
 from mailer.tokens import TokenSigner
 from mailer.transports import BulkEmail, Delivery, Recipient, Transport, TransportHalted
 
@@ -72,54 +73,104 @@ def retry_delay(attempts: int, provider_wait: float | None = None, first: float 
     return dt.timedelta(seconds=max(delay, provider_wait or 0.0))
 
 
+@dataclass(frozen=True)
+class ComposeContext:
+    """What composers need besides the rows: rendering, signing, the sender, the time, the chunk size."""
+
+    renderer: Renderer
+    signer: TokenSigner
+    sender: SenderIdentity
+    now: dt.datetime
+    chunk_size: int
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """Ledger rows that go out in one provider call, and the email carrying them (recipients in row order)."""
+
+    message_ids: list[int]
+    mailout_id: int | None
+    email: BulkEmail
+
+    def only(self, ids: set[int]) -> Parcel:
+        """The same parcel for some of its rows."""
+        keep = [i for i in self.message_ids if i in ids]
+        recipients = [r for r in self.email.recipients if r.ledger_id in ids]
+        return Parcel(keep, self.mailout_id, dataclasses.replace(self.email, recipients=recipients))
+
+
 @dataclass
-class _Batch:
-    """Claimed rows and what is needed to send them, read in one transaction."""
+class Composed:
+    """What a composer made of a kind's rows: parcels to send, and rows not to send with why."""
 
-    messages: list[Message]
-    supporters: dict[int, Supporter]
-    suppressed: set[str]
-    mailouts: dict[int, Mailout]
-    campaigns: dict[int, Campaign]  # by mailout id
-    prepared: dict[tuple[int, str], PreparedEmail]  # by (mailout id, content locale)
+    parcels: list[Parcel] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _load_batch(session: Session, claimed: Sequence[int], renderer: Renderer, today: dt.date) -> _Batch:
-    messages = repo.get_messages(session, claimed)
+#: Builds the parcels for the claimed rows of one kind (alert, letter, confirm, copy), inside one transaction.
+Composer = Callable[[Session, list[Message], ComposeContext], Composed]
+
+
+def compose_alerts(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+    """Alerts: rendered once per (mailout, content locale), personalised per recipient, chunked."""
+    composed = Composed()
     supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
     suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
-    mailouts = {i: repo.get_mailout(session, i) for i in {m.mailout_id for m in messages} if i}
-    campaigns = {i: repo.get_campaign_by_id(session, mo.campaign_id) for i, mo in mailouts.items()}
-    prepared: dict[tuple[int, str], PreparedEmail] = {}
-    for mailout_id, code in {(m.mailout_id or 0, m.content_locale) for m in messages}:
-        campaign = campaigns[mailout_id]
+    sendable = []
+    for message in messages:
+        supporter = supporters.get(message.supporter_id or 0)
+        if supporter is None or supporter.email_key in suppressed:
+            composed.skipped.append((message.id, "suppressed at send time"))
+        else:
+            sendable.append(message)
+    for chunk in _chunks(sendable, context.chunk_size):
+        mailout = repo.get_mailout(session, chunk[0].mailout_id or 0)
+        campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
+        code = chunk[0].content_locale
         content = repo.get_content(session, campaign.id, "alert", code)
         title = campaign.title.get(code, campaign.title[campaign.default_locale])
-        alert = AlertContent(title, content.subject, content.preheader, content.body)
-        prepared[(mailout_id, code)] = renderer.render_alert(alert, code, today)
-    return _Batch(messages, supporters, suppressed, mailouts, campaigns, prepared)
+        prepared = context.renderer.render_alert(
+            AlertContent(title, content.subject, content.preheader, content.body), code, context.now.date()
+        )
+        recipients = [
+            _recipient(m, supporters[m.supporter_id or 0], campaign, context.signer, context.sender)
+            for m in chunk
+        ]
+        email = _bulk_alert(prepared, recipients, campaign, context.sender, context.now)
+        composed.parcels.append(Parcel([m.id for m in chunk], mailout.id, email))
+    return composed
 
 
 def send_batch(
     db: Database,
     transport: Transport,
-    renderer: Renderer,
-    signer: TokenSigner,
-    sender: SenderIdentity,
+    composers: Mapping[str, Composer],
+    context: ComposeContext,
     message_ids: Sequence[int],
     clock: Clock = utc_now,
     retry_base: float = 30.0,
 ) -> BatchResult:
-    """Send the alert messages of a batch that this call can claim, a transport chunk at a time."""
+    """Send the ledger rows of a batch that this call can claim, one provider call per parcel."""
     result = BatchResult()
     with db.session() as session:
         claimed = repo.claim_messages(session, message_ids, clock())
     result.claimed = len(claimed)
     if not claimed:
         return result
+    context = dataclasses.replace(context, now=clock(), chunk_size=transport.chunk_size)
     with db.session() as session:
-        batch = _load_batch(session, claimed, renderer, clock().date())
-    _BatchRun(db, transport, signer, sender, clock, retry_base, batch, result).run()
+        messages = repo.get_messages(session, claimed)
+        composed = Composed()
+        for kind, group in itertools.groupby(sorted(messages, key=lambda m: m.kind), key=lambda m: m.kind):
+            rows = list(group)
+            if kind not in composers:
+                composed.skipped += [(m.id, f"nothing composes messages of kind {kind}") for m in rows]
+                continue
+            part = composers[kind](session, rows, context)
+            composed.parcels += part.parcels
+            composed.skipped += part.skipped
+    mailout_ids = {m.mailout_id for m in messages if m.mailout_id}
+    _BatchRun(db, transport, clock, retry_base, composed, mailout_ids, result).run()
     return result
 
 
@@ -127,78 +178,69 @@ def send_batch(
 class _BatchRun:
     db: Database
     transport: Transport
-    signer: TokenSigner
-    sender: SenderIdentity
     clock: Clock
     retry_base: float
-    batch: _Batch
+    composed: Composed
+    mailout_ids: set[int]
     result: BatchResult
 
     def run(self) -> None:
-        batch, db, clock = self.batch, self.db, self.clock
-        suppressed = [m for m in batch.messages if self._suppressed(m)]
-        pending = [m for m in batch.messages if not self._suppressed(m)]
+        db, clock = self.db, self.clock
+        pending = [i for parcel in self.composed.parcels for i in parcel.message_ids]
         try:
-            self._record([(m.id, "suppressed", {"error": "suppressed at send time"}) for m in suppressed])
-            for chunk in _chunks(pending, self.transport.chunk_size):
-                self._send_chunk(chunk)
-                done = {m.id for m in chunk}
-                pending = [m for m in pending if m.id not in done]
+            self._record([(i, "suppressed", {"error": reason}) for i, reason in self.composed.skipped])
+            for parcel in self.composed.parcels:
+                self._send(parcel)
+                done = set(parcel.message_ids)
+                pending = [i for i in pending if i not in done]
         except TransportHalted as halt:
             # The provider refused us: nothing more can leave until a person acts.
             with db.session() as session:
-                repo.release_messages(session, [m.id for m in pending], clock())
-                for mailout_id in batch.mailouts:
+                repo.release_messages(session, pending, clock())
+                for mailout_id in self.mailout_ids:
                     repo.pause_mailout(session, mailout_id, halt.to_json())
             self.result.count("released", len(pending))
-            log.error("transport %s halted: %s; mailout paused", self.transport.name, halt)
+            log.error("transport %s halted: %s; mailouts paused", self.transport.name, halt)
         except BaseException:
             with db.session() as session:  # never tried: give them back
-                repo.release_messages(session, [m.id for m in pending], clock())
+                repo.release_messages(session, pending, clock())
             raise
         finally:
             self.transport.close()
             with db.session() as session:
-                for mailout_id in batch.mailouts:
+                for mailout_id in self.mailout_ids:
                     repo.finish_mailout_if_done(session, mailout_id, clock())
 
-    def _suppressed(self, message: Message) -> bool:
-        supporter = self.batch.supporters.get(message.supporter_id or 0)
-        return supporter is None or supporter.email_key in self.batch.suppressed
-
-    def _send_chunk(self, chunk: list[Message]) -> None:
+    def _send(self, parcel: Parcel) -> None:
         with self.db.session() as session:  # the last word before the provider: is the mailout still running?
-            called = set(repo.mark_provider_called(session, [m.id for m in chunk], self.clock()))
-            stopped = [m.id for m in chunk if m.id not in called]
+            called = set(repo.mark_provider_called(session, parcel.message_ids, self.clock()))
+            stopped = [i for i in parcel.message_ids if i not in called]
             repo.release_messages(session, stopped, self.clock())
         self.result.count("released", len(stopped))
-        chunk = [m for m in chunk if m.id in called]
-        if not chunk:
+        if not called:
             return
-        mailout_id = chunk[0].mailout_id or 0
-        campaign = self.batch.campaigns[mailout_id]
-        recipients = [
-            _recipient(m, self.batch.supporters[m.supporter_id or 0], campaign, self.signer, self.sender)
-            for m in chunk
-        ]
-        prepared = self.batch.prepared[(mailout_id, chunk[0].content_locale)]
-        email = _bulk_alert(prepared, recipients, campaign, self.sender, self.clock())
+        parcel = parcel.only(called) if stopped else parcel
         try:
-            deliveries = self.transport.send(email)
+            deliveries = self.transport.send(parcel.email)
         except TransportHalted:
             with self.db.session() as session:  # refused before anything was accepted: nothing of it left
-                repo.release_messages(session, [m.id for m in chunk], self.clock())
-            self.result.count("released", len(chunk))
+                repo.release_messages(session, parcel.message_ids, self.clock())
+            self.result.count("released", len(parcel.message_ids))
             raise
         except Exception:
-            self._record([(m.id, "unknown", {"error": "unexpected error in the transport"}) for m in chunk])
+            self._record(
+                [(i, "unknown", {"error": "unexpected error in the transport"}) for i in parcel.message_ids]
+            )
             raise
-        attempts = {m.id: m.attempts for m in chunk}
+        with self.db.session() as session:
+            attempts = repo.attempts_of(session, parcel.message_ids)
         now = self.clock()
-        self._record([(d.ledger_id, *self._ledger_values(d, attempts[d.ledger_id], now)) for d in deliveries])
+        self._record(
+            [(d.ledger_id, *self._ledger_values(d, attempts.get(d.ledger_id, 1), now)) for d in deliveries]
+        )
 
     def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Write the outcomes of a chunk in one transaction."""
+        """Write the outcomes of a parcel in one transaction."""
         if not rows:
             return
         now = self.clock()

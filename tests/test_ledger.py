@@ -89,7 +89,7 @@ def queue_of(rt: Runtime) -> Queue:
 
 def run_all(rt: Runtime, clock: Clock) -> None:
     for batch in queue_of(rt).take():
-        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+        sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batch, clock)
 
 
 def launch(rt: Runtime, clock: Clock, **options: object) -> mailouts.LaunchResult:
@@ -116,10 +116,10 @@ def test_pause_half_way_then_resume_delivers_everyone_exactly_once(rt: Runtime, 
     result = launch(rt, clock)
     batches = queue_of(rt).take()
     for batch in batches[:4]:
-        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+        sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batch, clock)
     mailouts.pause_mailout(rt.db, result.mailout_id)
     for batch in batches[4:]:  # tasks already on the queue find the mailout paused
-        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+        sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batch, clock)
     paused = status(rt, result.mailout_id)
     assert (paused.status, paused.counts["sent"], paused.counts["queued"]) == ("paused", 60, 60)
     mailouts.sweep(rt.db, rt.backend, clock)  # the dispatcher leaves a paused mailout alone
@@ -181,11 +181,11 @@ def test_no_provider_call_after_cancel(rt: Runtime, fake: FakeSendGrid) -> None:
     clock = Clock()
     result = launch(rt, clock)
     batches = queue_of(rt).take()
-    sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batches[0], clock)
+    sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batches[0], clock)
     requests = fake.requests
     cancelled = mailouts.cancel_mailout(rt.db, result.mailout_id, clock)
     for batch in batches[1:]:
-        sending.send_batch(rt.db, rt.transport, rt.renderer, rt.signer, rt.sender, batch, clock)
+        sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batch, clock)
     mailouts.sweep(rt.db, rt.backend, clock)
     run_all(rt, clock)
     assert fake.requests == requests

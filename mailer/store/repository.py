@@ -379,6 +379,11 @@ def sweep_expired_claims(session: Session, claimed_before: dt.datetime, now: dt.
     return int(requeued.rowcount or 0), int(unknown.rowcount or 0)
 
 
+def attempts_of(session: Session, ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(select(Message.id, Message.attempts).where(Message.id.in_(list(ids))))
+    return {message_id: attempts for message_id, attempts in rows}
+
+
 def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
     return list(session.scalars(select(Message).where(Message.id.in_(list(ids))).order_by(Message.id)))
 
