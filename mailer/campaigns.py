@@ -16,6 +16,7 @@ import yaml
 
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
+from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import AlertContent, Renderer
 from mailer.store import Database
@@ -26,7 +27,17 @@ MANIFEST = "campaign.yaml"
 #: The kinds of text a campaign holds, and the placeholders each may use.
 KINDS: dict[str, frozenset[str]] = {"alert": frozenset(PLACEHOLDERS), "letter": frozenset()}
 TRANSLATION_STATUSES = ("source", "draft", "reviewed")
-MANIFEST_KEYS = ("slug", "title", "default_locale", "locales", "translations", "tracking")
+MANIFEST_KEYS = (
+    "slug",
+    "title",
+    "default_locale",
+    "locales",
+    "translations",
+    "tracking",
+    "targets",
+    "pacing",
+)
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
 
 
@@ -196,6 +207,8 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
             line_of("tracking"),
             N_("tracking must be {opens: true or false, clicks: true or false}"),
         )
+    _check_targets(data.get("targets"), problems, line_of)
+    _check_pacing(data.get("pacing"), problems, line_of)
     contents = _read_contents(folder, problems)
     problems.raise_if_any()
     return CampaignSpec(
@@ -207,6 +220,47 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
         contents=tuple(contents),
         manifest=data,
     )
+
+
+def _check_targets(value: Any, problems: _Problems, line_of: Any) -> None:
+    if value is None:
+        return
+    fixed = value.get("fixed", []) if isinstance(value, dict) else None
+    local = value.get("by_governorate", {}) if isinstance(value, dict) else None
+    if not isinstance(fixed, list) or not isinstance(local, dict) or set(value) - {"fixed", "by_governorate"}:
+        problems.add(
+            MANIFEST,
+            line_of("targets"),
+            N_("targets must have fixed: [slugs] and/or by_governorate: {Governorate: [slugs]}"),
+        )
+        return
+    for name, slugs in local.items():
+        if find_governorate(str(name)) is None:
+            problems.add(
+                MANIFEST,
+                line_of("targets", "by_governorate", str(name)),
+                N_("unknown governorate '%(value)s'"),
+                value=name,
+            )
+        elif not isinstance(slugs, list):
+            problems.add(
+                MANIFEST,
+                line_of("targets", "by_governorate", str(name)),
+                N_("give a list of officials' slugs"),
+            )
+
+
+def _check_pacing(value: Any, problems: _Problems, line_of: Any) -> None:
+    if value is None:
+        return
+    cap = value.get("per_target_per_hour", 30) if isinstance(value, dict) else None
+    hours = str(value.get("hours", "08:00-20:00")) if isinstance(value, dict) else ""
+    if not isinstance(cap, int) or cap < 1 or not _HOURS.match(hours) or hours[:5] >= hours[6:]:
+        problems.add(
+            MANIFEST,
+            line_of("pacing"),
+            N_('pacing must be {per_target_per_hour: a number from 1, hours: "08:00-20:00"}'),
+        )
 
 
 def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> dict[str, str]:

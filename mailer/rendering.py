@@ -96,6 +96,37 @@ class Renderer:
         except TemplateError as err:
             raise RenderError(N_("template %(name)s: %(reason)s"), name=name, reason=str(err)) from err
 
+    def gettext(self, code: str, message: str) -> str:
+        """One catalog string in a locale (for texts built outside a template)."""
+        return translations(get_locale(code).code).gettext(message)
+
+    def render_email(self, name: str, context: Mapping[str, object], code: str) -> PreparedEmail:
+        """One of our own emails (``templates/email/<name>/``) in a locale, CSS inlined."""
+        locale = get_locale(code)
+        full = {**self._layout_context(locale), **context}
+        env = self.environment(locale.code)
+        try:
+            subject = " ".join(env.get_template(f"email/{name}/subject.txt").render(full).split())
+            full = {**full, "subject": subject}  # the layout's <title>
+            html = env.get_template(f"email/{name}/body.html").render(full)
+            text = env.get_template(f"email/{name}/body.txt").render(full)
+        except TemplateError as err:
+            raise RenderError(
+                N_("%(name)s template in %(code)s: %(reason)s"), name=name, code=code, reason=str(err)
+            ) from err
+        return PreparedEmail(locale=locale, subject=subject, html=_inliner().inline(html), text=text + "\n")
+
+    @staticmethod
+    def _layout_context(locale: Locale) -> dict[str, object]:
+        return {
+            "locale": locale,
+            "align": "right" if locale.is_rtl else "left",
+            "opposite": "left" if locale.is_rtl else "right",
+            "font_stack": FONT_STACK,
+            "rtl_mark": RLM if locale.is_rtl else "",
+            "preheader": "",
+        }
+
     def render_alert(self, content: AlertContent, code: str, sent_on: dt.date) -> PreparedEmail:
         """The alert in one locale, CSS inlined, placeholders left as markers."""
         locale = get_locale(code)

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Sequence
 from functools import cached_property
 
-from mailer import mailouts, sending
+from mailer import letters, mailouts, sending
 from mailer.config import Settings
 from mailer.rendering import Renderer
 from mailer.store import Database
@@ -73,7 +73,7 @@ class Runtime:
     @property
     def composers(self) -> dict[str, sending.Composer]:
         """How each kind of ledger row becomes an email."""
-        return {"alert": sending.compose_alerts}
+        return {"alert": sending.compose_alerts, **letters.COMPOSERS}
 
     @property
     def compose_context(self) -> sending.ComposeContext:
@@ -89,8 +89,12 @@ class Runtime:
         )
 
     def sweep(self) -> mailouts.SweepReport:
-        """The periodic pass, with this installation's timing."""
-        return mailouts.sweep(self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing)
+        """The periodic pass, with this installation's timing: mailouts, then the paced letters."""
+        report = mailouts.sweep(
+            self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing
+        )
+        letters.dispatch_letters(self.db, self.backend)
+        return report
 
     def close(self) -> None:
         if "transport" in self.__dict__ and isinstance(self.transport, SendGridTransport):

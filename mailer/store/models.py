@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -106,6 +108,8 @@ class Supporter(Base):
     locale: Mapped[str] = mapped_column(String(16), index=True)
     governorate: Mapped[str | None] = mapped_column(String(50), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Receives mailouts: imported lists are; someone who only wrote a letter is not, unless they opted in.
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
 
@@ -149,6 +153,28 @@ class Mailout(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class Letter(Base):
+    """A supporter's letter to the officials of a campaign, waiting for (or past) the confirmation."""
+
+    __tablename__ = "letter"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporter.id"))
+    locale: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    governorate: Mapped[str | None] = mapped_column(String(50))
+    share: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    targets: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
 class Message(Base):
     """The sending ledger: one row per message we owe, UNIQUE on its idempotency key."""
 
@@ -164,6 +190,7 @@ class Message(Base):
     mailout_id: Mapped[int | None] = mapped_column(ForeignKey("mailout.id"))
     supporter_id: Mapped[int | None] = mapped_column(ForeignKey("supporter.id"))
     target_id: Mapped[int | None] = mapped_column(ForeignKey("target.id"))
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letter.id"), index=True)
     locale: Mapped[str] = mapped_column(String(16))
     content_locale: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(20), default="queued")

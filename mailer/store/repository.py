@@ -16,6 +16,7 @@ from mailer.errors import N_, NotFoundError
 from mailer.store.models import (
     Campaign,
     CampaignContent,
+    Letter,
     Mailout,
     Message,
     Supporter,
@@ -123,7 +124,7 @@ def count_supporters_by_locale(session: Session) -> dict[str, int]:
 
 
 def _segment_filter(segment: Mapping[str, Sequence[str]]) -> list[Any]:
-    conditions: list[Any] = []
+    conditions: list[Any] = [Supporter.subscribed.is_(True)]
     if segment.get("locale"):
         conditions.append(Supporter.locale.in_(segment["locale"]))
     if segment.get("governorate"):
@@ -478,3 +479,107 @@ def advance_checkpoint(session: Session, mailout_id: int, supporter_id: int) -> 
         .where(Mailout.id == mailout_id, Mailout.checkpoint < supporter_id)
         .values(checkpoint=supporter_id)
     )
+
+
+# Letters
+
+
+def supporter_by_email_key(session: Session, email_key: str) -> Supporter | None:
+    return session.scalar(select(Supporter).where(Supporter.email_key == email_key))
+
+
+def get_letter(session: Session, letter_id: int) -> Letter:
+    letter = session.get(Letter, letter_id)
+    if letter is None:
+        raise NotFoundError(N_("no letter %(id)d"), id=letter_id)
+    return letter
+
+
+def confirm_letter(session: Session, letter_id: int, now: dt.datetime) -> bool:
+    """pending -> confirmed; True only for the call that confirmed it (a second click does nothing)."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Letter)
+            .where(Letter.id == letter_id, Letter.status == "pending")
+            .values(status="confirmed", confirmed_at=now)
+        ),
+    )
+    return bool(result.rowcount)
+
+
+def active_targets(session: Session, slugs: Sequence[str]) -> list[Target]:
+    """The officials named, in the order given, that can receive letters."""
+    found = targets_by_slug(session, slugs)
+    return [found[slug] for slug in slugs if slug in found and found[slug].status == "active"]
+
+
+def mark_letters_dispatched(
+    session: Session, now: dt.datetime, redispatch_before: dt.datetime, per_target_cap: dict[int, int] | None
+) -> list[int]:
+    """Stamp the due rows of the letters queue and return their ids: confirmations and copies at once,
+    letters to an official at most ``per_target_cap[target]`` more (None: no letter may go now)."""
+    due = (
+        Message.mailout_id.is_(None),
+        Message.status == "queued",
+        (Message.not_before.is_(None)) | (Message.not_before <= now),
+        (Message.dispatched_at.is_(None)) | (Message.dispatched_at < redispatch_before),
+    )
+    ids = list(session.scalars(select(Message.id).where(*due, Message.kind.in_(("confirm", "copy")))))
+    if per_target_cap is not None:
+        waiting = session.execute(
+            select(Message.id, Message.target_id).where(*due, Message.kind == "letter").order_by(Message.id)
+        )
+        taken: dict[int, int] = {}
+        for message_id, target_id in waiting:
+            if target_id is None:
+                continue
+            if taken.get(target_id, 0) < per_target_cap.get(target_id, 0):
+                taken[target_id] = taken.get(target_id, 0) + 1
+                ids.append(message_id)
+    if not ids:
+        return []
+    statement = (
+        update(Message).where(Message.id.in_(ids), *due).values(dispatched_at=now).returning(Message.id)
+    )
+    return sorted(session.scalars(statement).all())
+
+
+def letters_released_since(session: Session, since: dt.datetime) -> dict[int, int]:
+    """Letters per official handed to the queue since a time (for the hourly cap)."""
+    rows = session.execute(
+        select(Message.target_id, func.count())
+        .where(Message.kind == "letter", Message.dispatched_at >= since)
+        .group_by(Message.target_id)
+    )
+    return {target_id: count for target_id, count in rows if target_id is not None}
+
+
+def letter_targets_waiting(session: Session) -> list[int]:
+    rows = session.scalars(
+        select(Message.target_id).where(Message.kind == "letter", Message.status == "queued").distinct()
+    )
+    return [t for t in rows if t is not None]
+
+
+def letters_sent_count(session: Session, campaign_id: int) -> int:
+    """Letters of a campaign handed to the provider (the action page's counter)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .join(Letter, Message.letter_id == Letter.id)
+            .where(Letter.campaign_id == campaign_id, Message.kind == "letter", Message.status == "sent")
+        )
+        or 0
+    )
+
+
+def campaigns_writing_to(session: Session, target_id: int) -> list[Campaign]:
+    """Campaigns with letters waiting for an official (ids first: PostgreSQL cannot DISTINCT over JSON)."""
+    waiting = (
+        select(Letter.campaign_id)
+        .join(Message, Message.letter_id == Letter.id)
+        .where(Message.target_id == target_id, Message.status == "queued")
+    )
+    return list(session.scalars(select(Campaign).where(Campaign.id.in_(waiting))))

@@ -1,0 +1,609 @@
+"""Letters to officials: the form's checks, double opt-in, one letter per official in the official's
+language, pacing, and the copy to the supporter.
+
+A supporter writes once, in their own language. Each official receives the campaign's letter in the
+language that official reads (the supporter's own edits go to officials who read the supporter's
+language), with the supporter's personal note verbatim under a heading that says whose words they are.
+Nothing goes to an official before the supporter follows the signed link in the confirmation email, or
+arrives with a signed link from a mailout (their address is already proven).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import Session
+
+from mailer.content import markdown_to_html, markdown_to_text
+from mailer.errors import N_, MailerError
+from mailer.governorates import find_governorate, governorate_name
+from mailer.locales import get_locale
+from mailer.rendering import PreparedEmail
+from mailer.sending import ComposeContext, Composed, Parcel
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Campaign, Letter, Message, Supporter, Target
+from mailer.tasking import LETTERS_QUEUE, TaskBackend
+from mailer.tokens import InvalidToken, TokenSigner
+from mailer.transports import BulkEmail, Recipient
+
+Clock = Callable[[], dt.datetime]
+SHARE_CHOICES = ("name_email", "name", "initials")
+BAGHDAD = ZoneInfo("Asia/Baghdad")
+CONFIRM_MAX_AGE = 2 * 24 * 3600  # seconds a confirmation link stays valid
+LIMITS = {"name": 100, "subject": 200, "body": 6000, "note": 2000}
+# Invisible characters that can disguise text: bidi embeddings, overrides and isolates, and zero-width ones.
+# The zero-width non-joiner (U+200C) is left alone: Kurdish and Persian spelling use it.
+_DISGUISE = re.compile("[\u200b\u200d\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+_HTML = re.compile(r"<\s*[a-zA-Z!/?]")
+
+
+class FormError(MailerError):
+    """The form has problems; ``fields`` maps each field to its problem (shown in the page's language)."""
+
+    def __init__(self, fields: Mapping[str, MailerError]) -> None:
+        super().__init__(N_("the form has %(num)d problems"), num=len(fields))
+        self.fields = dict(fields)
+
+
+@dataclass(frozen=True)
+class LetterForm:
+    """What a supporter sent from the action page, checked."""
+
+    campaign: str
+    locale: str
+    name: str
+    email: str
+    governorate: str | None
+    subject: str
+    body: str
+    note: str
+    share: str
+    opt_in: bool
+
+
+def check_form(raw: Mapping[str, str], campaign: str, locale: str) -> LetterForm:
+    """Every field checked; all problems at once, each naming its field, nothing half-accepted."""
+    problems: dict[str, MailerError] = {}
+
+    def text(field_name: str, required: bool = True, multiline: bool = False) -> str:
+        value = unicodedata.normalize("NFC", raw.get(field_name, "") or "").strip()
+        if multiline:
+            value = value.replace("\r\n", "\n")
+        if required and not value:
+            problems[field_name] = MailerError(N_("this field is required"))
+        elif len(value) > LIMITS[field_name]:
+            problems[field_name] = MailerError(
+                N_("at most %(max)d characters, please"), max=LIMITS[field_name]
+            )
+        elif not multiline and ("\n" in value or "\r" in value):
+            problems[field_name] = MailerError(N_("one line only, please"))
+        elif _DISGUISE.search(value) or any(unicodedata.category(c) == "Cc" and c != "\n" for c in value):
+            problems[field_name] = MailerError(N_("contains invisible control characters; please retype it"))
+        elif _HTML.search(value):
+            problems[field_name] = MailerError(N_("HTML is not allowed; please write plain text"))
+        return value
+
+    name = text("name")
+    subject = text("subject")
+    body = text("body", multiline=True)
+    note = text("note", required=False, multiline=True)
+    email = (raw.get("email") or "").strip()
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError:
+        problems["email"] = MailerError(N_("this is not a valid email address"))
+    governorate = None
+    if (raw.get("governorate") or "").strip():
+        governorate = find_governorate(raw["governorate"])
+        if governorate is None:
+            problems["governorate"] = MailerError(N_("choose a governorate from the list"))
+    share = raw.get("share") or ""
+    if share not in SHARE_CHOICES:
+        problems["share"] = MailerError(N_("choose what the officials may see of you"))
+    if problems:
+        raise FormError(problems)
+    return LetterForm(
+        campaign,
+        get_locale(locale).code,
+        name,
+        email,
+        governorate,
+        subject,
+        body,
+        note,
+        share,
+        raw.get("opt_in") in ("1", "on", "yes", "true"),
+    )
+
+
+# Targeting and pacing
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Which officials a campaign's letters reach: fixed ones, and ones chosen by the supporter's governorate."""
+
+    fixed: tuple[str, ...] = ()
+    by_governorate: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def slugs_for(self, governorate: str | None) -> list[str]:
+        local = self.by_governorate.get(governorate, ()) if governorate else ()
+        return list(dict.fromkeys([*self.fixed, *local]))
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """At most ``per_target_per_hour`` letters to one official in an hour, and only within sending hours
+    (Asia/Baghdad), so that the campaign stays credible and deliverable."""
+
+    per_target_per_hour: int = 30
+    start: dt.time = dt.time(8, 0)
+    end: dt.time = dt.time(20, 0)
+
+    def open_at(self, moment: dt.datetime) -> bool:
+        local = moment.astimezone(BAGHDAD).time()
+        return self.start <= local < self.end
+
+
+def campaign_targeting(campaign: Campaign) -> Targeting:
+    spec = campaign.manifest.get("targets") or {}
+    by_governorate = {
+        str(find_governorate(str(g)) or g): tuple(str(s) for s in slugs)
+        for g, slugs in (spec.get("by_governorate") or {}).items()
+    }
+    return Targeting(tuple(str(s) for s in spec.get("fixed") or ()), by_governorate)
+
+
+def campaign_pacing(campaign: Campaign) -> Pacing:
+    spec = campaign.manifest.get("pacing") or {}
+    start, _, end = str(spec.get("hours", "08:00-20:00")).partition("-")
+    return Pacing(
+        int(spec.get("per_target_per_hour", 30)), dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+    )
+
+
+def targets_for(db: Database, slug: str, governorate: str | None) -> list[Target]:
+    """The active officials a supporter from this governorate would write to (shown before sending)."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        targets = repo.active_targets(session, campaign_targeting(campaign).slugs_for(governorate))
+        session.expunge_all()
+    return targets
+
+
+# The supporter's path
+
+
+@dataclass(frozen=True)
+class Started:
+    letter_id: int
+    confirmed: bool  # true when a signed mailout link made the confirmation needless
+
+
+def start_letter(
+    db: Database,
+    backend: TaskBackend,
+    signer: TokenSigner,
+    form: LetterForm,
+    action_token: str | None = None,
+    clock: Clock | None = None,
+) -> Started:
+    """Store the letter and send the confirmation (or, for a proven address, confirm at once)."""
+    now = (clock or _now)()
+    with db.session() as session:
+        campaign = repo.get_campaign(session, form.campaign)
+        letter_content = repo.get_content(session, campaign.id, "letter", form.locale)
+        targets = repo.active_targets(session, campaign_targeting(campaign).slugs_for(form.governorate))
+        if not targets:
+            raise MailerError(N_("this campaign has no official to write to from your governorate"))
+        email_key = form.email.lower()
+        supporter = repo.supporter_by_email_key(session, email_key)
+        if supporter is None:
+            supporter = Supporter(
+                email=form.email,
+                email_key=email_key,
+                name=form.name,
+                locale=form.locale,
+                governorate=form.governorate,
+                tags=[],
+                subscribed=form.opt_in,
+            )
+            session.add(supporter)
+        elif form.opt_in and not repo.is_suppressed(session, email_key, "supporter"):
+            supporter.subscribed = True
+        session.flush()
+        edited = (form.subject, form.body.strip()) != (letter_content.subject, letter_content.body.strip())
+        letter = Letter(
+            campaign_id=campaign.id,
+            supporter_id=supporter.id,
+            locale=form.locale,
+            name=form.name,
+            governorate=form.governorate,
+            share=form.share,
+            subject=form.subject,
+            body=form.body,
+            edited=edited,
+            note=form.note,
+            targets=[t.slug for t in targets],
+            status="pending",
+            created_at=now,
+        )
+        session.add(letter)
+        session.flush()
+        letter_id, supporter_id, campaign_id = letter.id, supporter.id, campaign.id
+        proven = _proven(signer, action_token, supporter_id, campaign_id)
+        if not proven:
+            repo.add_messages(
+                session,
+                [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now)],
+            )
+    if proven:
+        confirm_letter_id(db, backend, letter_id, clock)
+        return Started(letter_id, True)
+    dispatch_letters(db, backend, clock)
+    return Started(letter_id, False)
+
+
+def _proven(signer: TokenSigner, token: str | None, supporter_id: int, campaign_id: int) -> bool:
+    """A signed link from a mailout, for this supporter and campaign, proves the address."""
+    if not token:
+        return False
+    try:
+        payload = signer.verify("action", token)
+    except InvalidToken:
+        return False
+    return payload.get("s") == supporter_id and payload.get("c") == campaign_id
+
+
+def confirmation_token(signer: TokenSigner, letter_id: int) -> str:
+    return signer.sign("confirm", {"l": letter_id})
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    letter_id: int
+    campaign: str
+    locale: str
+    targets: int
+    first_time: bool
+
+
+def confirm_letter(
+    db: Database, backend: TaskBackend, signer: TokenSigner, token: str, clock: Clock | None = None
+) -> Confirmed:
+    """Follow a confirmation link: the letters go out (once: following it again sends nothing more)."""
+    try:
+        letter_id = int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
+    except (InvalidToken, KeyError, TypeError, ValueError) as err:
+        raise MailerError(
+            N_("this confirmation link is not valid or has expired; please write your letter again")
+        ) from err
+    return confirm_letter_id(db, backend, letter_id, clock)
+
+
+def confirm_letter_id(
+    db: Database, backend: TaskBackend, letter_id: int, clock: Clock | None = None
+) -> Confirmed:
+    now = (clock or _now)()
+    with db.session() as session:
+        letter = repo.get_letter(session, letter_id)
+        campaign = repo.get_campaign_by_id(session, letter.campaign_id)
+        first_time = repo.confirm_letter(session, letter_id, now)
+        if first_time:
+            targets = repo.active_targets(session, letter.targets)
+            rows = [
+                _row(
+                    f"letter:{letter_id}:{t.id}",
+                    "letter",
+                    letter_id,
+                    t.id,
+                    letter.supporter_id,
+                    t.letter_locale,
+                    now,
+                )
+                for t in targets
+            ]
+            rows.append(
+                _row(f"copy:{letter_id}", "copy", letter_id, None, letter.supporter_id, letter.locale, now)
+            )
+            repo.add_messages(session, rows)
+        result = Confirmed(letter_id, campaign.slug, letter.locale, len(letter.targets), first_time)
+    dispatch_letters(db, backend, clock)
+    return result
+
+
+def _row(
+    key: str,
+    kind: str,
+    letter_id: int,
+    target_id: int | None,
+    supporter_id: int,
+    locale: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "kind": kind,
+        "letter_id": letter_id,
+        "target_id": target_id,
+        "supporter_id": supporter_id,
+        "locale": locale,
+        "content_locale": locale,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def dispatch_letters(
+    db: Database, backend: TaskBackend, clock: Clock | None = None, batch_size: int = 100
+) -> int:
+    """Release what may go now on the letters queue: confirmations and copies at once; letters within
+    sending hours and each official's hourly cap. The number of batches queued."""
+    now = (clock or _now)()
+    with db.session() as session:
+        caps = _remaining_caps(session, now)
+        ids = repo.mark_letters_dispatched(session, now, now - dt.timedelta(minutes=10), caps)
+    for start in range(0, len(ids), batch_size):
+        backend.enqueue_send_batch(ids[start : start + batch_size], queue=LETTERS_QUEUE)
+    return -(-len(ids) // batch_size)
+
+
+def _remaining_caps(session: Session, now: dt.datetime) -> dict[int, int]:
+    """For each official with letters waiting: how many more may go this hour (0 outside sending hours)."""
+    released = repo.letters_released_since(session, now - dt.timedelta(hours=1))
+    caps: dict[int, int] = {}
+    for target_id in repo.letter_targets_waiting(session):
+        pacing = _pacing_for_target(session, target_id)
+        caps[target_id] = (
+            max(0, pacing.per_target_per_hour - released.get(target_id, 0)) if pacing.open_at(now) else 0
+        )
+    return caps
+
+
+def _pacing_for_target(session: Session, target_id: int) -> Pacing:
+    # One official may be written to from several campaigns: the strictest pacing applies.
+    campaigns = repo.campaigns_writing_to(session, target_id)
+    pacings = [campaign_pacing(c) for c in campaigns] or [Pacing()]
+    return min(pacings, key=lambda p: p.per_target_per_hour)
+
+
+def letters_sent(db: Database, slug: str) -> int:
+    with db.session() as session:
+        return repo.letters_sent_count(session, repo.get_campaign(session, slug).id)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# Composing the emails (the send step calls these with the claimed rows of each kind)
+
+
+@dataclass(frozen=True)
+class _LetterText:
+    subject: str
+    html: str
+    text: str
+
+
+def _plain_html(text: str) -> str:
+    """The supporter's own text, verbatim: escaped, paragraphs and line breaks kept."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+def _plain_text(text: str, rtl: bool) -> str:
+    prefix = "\u200f" if rtl else ""
+    return "\n\n".join(prefix + p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip())
+
+
+def _letter_text(session: Session, letter: Letter, code: str) -> _LetterText:
+    """The letter as an official reading ``code`` receives it: the supporter's own edits when they wrote in
+    that language, otherwise the campaign's letter in that language."""
+    rtl = get_locale(code).is_rtl
+    if letter.edited and letter.locale == code:
+        return _LetterText(letter.subject, _plain_html(letter.body), _plain_text(letter.body, rtl))
+    content = repo.get_content(session, letter.campaign_id, "letter", code)
+    return _LetterText(
+        content.subject, markdown_to_html(content.body, rtl), markdown_to_text(content.body, rtl).rstrip()
+    )
+
+
+def initials(name: str) -> str:
+    return " ".join(word[0] + "." for word in name.split())
+
+
+def _signature(letter: Letter, supporter: Supporter, code: str) -> list[str]:
+    if letter.share == "name_email":
+        return [letter.name, supporter.email]
+    if letter.share == "name":
+        return [letter.name]
+    place = governorate_name(letter.governorate, code) if letter.governorate else ""
+    return [line for line in (initials(letter.name), place) if line]
+
+
+def _official(target: Target, code: str) -> str:
+    return f"{target.title[code]}, {target.institution[code]}"
+
+
+def _single(
+    message: Message,
+    email: PreparedEmail,
+    context: ComposeContext,
+    to: Address,
+    sender: Address,
+    reply_to: Address | None = None,
+    kind: str = "letter",
+) -> Parcel:
+    domain = context.sender.from_email.rpartition("@")[2]
+    recipient = Recipient(
+        ledger_id=message.id,
+        address=to,
+        values={},
+        message_id=f"<{kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
+        headers={"Reply-To": str(reply_to)} if reply_to else {},
+    )
+    bulk = BulkEmail(
+        kind=kind,
+        locale=email.locale.code,
+        rtl=email.locale.is_rtl,
+        sender=sender,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        date=context.now,
+        recipients=[recipient],
+        categories=(kind,),
+    )
+    return Parcel([message.id], None, bulk)
+
+
+def compose_letters(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+    """One email per (letter, official), in the official's language, from "<supporter> via <campaign>"."""
+    composed = Composed()
+    for message in messages:
+        letter = repo.get_letter(session, message.letter_id or 0)
+        target = session.get(Target, message.target_id or 0)
+        supporter = session.get(Supporter, letter.supporter_id)
+        if (
+            target is None
+            or supporter is None
+            or target.status != "active"
+            or repo.is_suppressed(session, target.email.lower(), "target")
+        ):
+            composed.skipped.append((message.id, "the official no longer receives letters"))
+            continue
+        code = target.letter_locale
+        campaign = repo.get_campaign_by_id(session, letter.campaign_id)
+        title = campaign.title.get(code, campaign.title[campaign.default_locale])
+        text = _letter_text(session, letter, code)
+        email = context.renderer.render_email(
+            "letter",
+            {
+                "subject": text.subject,
+                "title": target.title[code],
+                "body_html": text.html,
+                "body_text": text.text,
+                "note": letter.note,
+                "note_html": _plain_html(letter.note),
+                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+                "signature": _signature(letter, supporter, code),
+                "campaign_title": title,
+            },
+            code,
+        )
+        shown = letter.name if letter.share != "initials" else initials(letter.name)
+        via = context.renderer.gettext(code, "%(name)s via %(campaign)s") % {"name": shown, "campaign": title}
+        # Never the supporter's own address in From: their domain's DMARC policy would reject the letter.
+        sender = Address(display_name=via, addr_spec=context.sender.from_email)
+        reply_to = (
+            Address(display_name=letter.name, addr_spec=supporter.email)
+            if letter.share == "name_email"
+            else None
+        )
+        to = Address(display_name=target.name[code], addr_spec=target.email)
+        composed.parcels.append(_single(message, email, context, to, sender, reply_to))
+    return composed
+
+
+def compose_confirmations(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+    """The email that shows the supporter exactly what will be sent to whom, with the signed link."""
+    composed = Composed()
+    for message in messages:
+        letter = repo.get_letter(session, message.letter_id or 0)
+        supporter = session.get(Supporter, letter.supporter_id)
+        if supporter is None:
+            composed.skipped.append((message.id, "the supporter is gone"))
+            continue
+        code = letter.locale
+        groups = []
+        targets = repo.active_targets(session, letter.targets)
+        for target_code in dict.fromkeys(t.letter_locale for t in targets):
+            locale = get_locale(target_code)
+            text = _letter_text(session, letter, target_code)
+            groups.append(
+                {
+                    "locale": locale,
+                    "language": locale.native_name,
+                    "subject": text.subject,
+                    "body_html": text.html,
+                    "body_text": text.text,
+                    "officials": [_official(t, code) for t in targets if t.letter_locale == target_code],
+                }
+            )
+        token = confirmation_token(context.signer, letter.id)
+        email = context.renderer.render_email(
+            "confirm",
+            {
+                "name": letter.name,
+                "groups": groups,
+                "confirm_url": f"{context.sender.base_url}/confirm/{token}",
+                "note": letter.note,
+                "note_html": _plain_html(letter.note),
+                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+            },
+            code,
+        )
+        sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
+        composed.parcels.append(
+            _single(
+                message,
+                email,
+                context,
+                Address(letter.name, addr_spec=supporter.email),
+                sender,
+                kind="confirm",
+            )
+        )
+    return composed
+
+
+def compose_copies(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+    """The supporter's copy, in their language, naming the officials it goes to."""
+    composed = Composed()
+    for message in messages:
+        letter = repo.get_letter(session, message.letter_id or 0)
+        supporter = session.get(Supporter, letter.supporter_id)
+        if supporter is None:
+            composed.skipped.append((message.id, "the supporter is gone"))
+            continue
+        code = letter.locale
+        text = _letter_text(session, letter, code)
+        targets = repo.active_targets(session, letter.targets)
+        email = context.renderer.render_email(
+            "copy",
+            {
+                "name": letter.name,
+                "officials": [_official(t, code) for t in targets],
+                "subject": text.subject,
+                "body_html": text.html,
+                "body_text": text.text,
+                "note": letter.note,
+                "note_html": _plain_html(letter.note),
+                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+            },
+            code,
+        )
+        sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
+        composed.parcels.append(
+            _single(
+                message, email, context, Address(letter.name, addr_spec=supporter.email), sender, kind="copy"
+            )
+        )
+    return composed
+
+
+COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}

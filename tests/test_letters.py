@@ -1,0 +1,239 @@
+"""Letters to officials: checks, double opt-in, one letter per official in the official's language, pacing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from mailer import campaigns, letters
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.targets import import_targets
+from mailer.tokens import TokenSigner
+from tests.conftest import SECRET
+
+SLUG = "protect-hrds-iraq"
+MORNING = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)  # 10:00 in Baghdad
+NIGHT = dt.datetime(2026, 11, 27, 20, 0, tzinfo=dt.UTC)  # 23:00 in Baghdad
+
+
+def form(**changes: str) -> dict[str, str]:
+    base = {
+        "name": "شیلان ئەحمەد",
+        "email": "shilan@example.org",
+        "governorate": "Basra",
+        "share": "name_email",
+        "subject": "",
+        "body": "",
+        "note": "تکایە ئەم دۆسیەیە دابخەن.",
+    }
+    return base | changes
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
+    import_targets(runtime.db, demo_dir() / "officials.yaml")
+    return runtime
+
+
+def outbox(rt: Runtime, kind: str) -> list[EmailMessage]:
+    return [
+        cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
+        for p in sorted(rt.settings.outbox_dir.glob(f"{kind}-*.eml"))
+    ]
+
+
+def prefilled(rt: Runtime, code: str, **changes: str) -> letters.LetterForm:
+    spec = campaigns.parse_campaign_folder(demo_dir() / "campaigns" / SLUG)
+    letter = next(c for c in spec.contents if c.kind == "letter" and c.locale == code)
+    raw = form(subject=letter.subject, body=letter.body) | changes
+    return letters.check_form(raw, SLUG, code)
+
+
+def confirm_link(message: EmailMessage) -> str:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return next(word for word in text.split() if "/confirm/" in word).rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "Shilan\r\nBcc: victim@example.org"),
+        ("note", "x" * 100_000),
+        ("note", "please \u202eevil\u202c"),
+        ("name", "Shi\u200blan"),
+        ("note", "<script>alert(1)</script>"),
+        ("email", "not-an-address"),
+        ("governorate", "Atlantis"),
+        ("share", "everything"),
+    ],
+)
+def test_hostile_input_is_refused_field_by_field(field: str, value: str) -> None:
+    with pytest.raises(letters.FormError) as caught:
+        letters.check_form(form(subject="s", body="b", **{field: value}), SLUG, "ckb")
+    assert list(caught.value.fields) == [field]
+
+
+def test_kurdish_spelling_with_a_zero_width_non_joiner_is_fine() -> None:
+    checked = letters.check_form(form(subject="s", body="b", note="هەڵبەت\u200cکە"), SLUG, "ckb")
+    assert "\u200c" in checked.note
+
+
+def test_confirm_then_one_letter_per_official_in_their_language(rt: Runtime) -> None:
+    started = letters.start_letter(rt.db, rt.backend, rt.signer, prefilled(rt, "ckb"), clock=lambda: MORNING)
+    assert not started.confirmed
+    assert outbox(rt, "letter") == []  # nothing reaches an official before the link is followed
+    (confirmation,) = outbox(rt, "confirm")
+    assert confirmation["Content-Language"] == "ckb"
+    assert confirmation["To"].addresses[0].addr_spec == "shilan@example.org"
+    html = confirmation.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert 'dir="rtl"' in html
+    assert "مجلس القضاء الأعلى" not in html  # the officials are named in the supporter's language
+    assert "ئەنجومەنی باڵای دادوەری" in html
+
+    result = letters.confirm_letter(
+        rt.db, rt.backend, rt.signer, confirm_link(confirmation), clock=lambda: MORNING
+    )
+    assert (result.first_time, result.targets) == (True, 6)
+    sent = {m["To"].addresses[0].addr_spec: m for m in outbox(rt, "letter")}
+    assert len(sent) == 6
+    assert sent["president-office@sjc.example.org"]["Content-Language"] == "ar"
+    un = next(m for a, m in sent.items() if "un" in a or "ohchr" in a or m["Content-Language"] == "en")
+    assert un["Content-Language"] == "en"
+    arabic = sent["president-office@sjc.example.org"].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "رئيس مجلس القضاء الأعلى" in arabic  # salutation with the official's title, in Arabic
+    assert "تکایە ئەم دۆسیەیە دابخەن." in arabic  # the note, verbatim
+    letter = sent["president-office@sjc.example.org"]
+    assert letter["From"].addresses[0].addr_spec == "alerts@example.org"  # never the supporter's own address
+    assert "شیلان ئەحمەد" in str(letter["From"])
+    assert letter["Reply-To"].addresses[0].addr_spec == "shilan@example.org"
+    (copy,) = outbox(rt, "copy")
+    assert copy["Content-Language"] == "ckb"
+
+    again = letters.confirm_letter(
+        rt.db, rt.backend, rt.signer, confirm_link(confirmation), clock=lambda: MORNING
+    )
+    assert again.first_time is False
+    assert len(outbox(rt, "letter")) == 6
+    assert letters.letters_sent(rt.db, SLUG) == 6
+
+
+def test_initials_only_keeps_the_name_out_of_every_letter(rt: Runtime) -> None:
+    started = letters.start_letter(
+        rt.db,
+        rt.backend,
+        rt.signer,
+        prefilled(
+            rt, "kmr", name="Rojda Şêxo", email="rojda@example.com", governorate="Duhok", share="initials"
+        ),
+        clock=lambda: MORNING,
+    )
+    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: MORNING)
+    sent = outbox(rt, "letter")
+    assert len(sent) == 4 + 3  # fixed officials, and Duhok's
+    for message in sent:
+        raw = message.as_string()
+        assert "Rojda" not in raw
+        assert "rojda@example.com" not in raw
+        assert message["Reply-To"] is None
+    duhok = next(m for m in sent if m["Content-Language"] == "kmr")
+    assert "R. Ş." in duhok.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_edits_go_to_officials_who_read_the_supporters_language(rt: Runtime) -> None:
+    edited = prefilled(
+        rt, "ar", name="علي كريم", email="ali@example.net", body="نص كتبته بنفسي.\n\nفقرة ثانية."
+    )
+    started = letters.start_letter(rt.db, rt.backend, rt.signer, edited, clock=lambda: MORNING)
+    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: MORNING)
+    for message in outbox(rt, "letter"):
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert ("نص كتبته بنفسي." in text) == (message["Content-Language"] == "ar")
+
+
+def test_a_signed_mailout_link_skips_the_confirmation(rt: Runtime) -> None:
+    first = letters.start_letter(
+        rt.db,
+        rt.backend,
+        rt.signer,
+        prefilled(rt, "en", name="Sarah Miller", email="sarah@example.org", governorate=""),
+        clock=lambda: MORNING,
+    )
+    letters.confirm_letter_id(rt.db, rt.backend, first.letter_id, clock=lambda: MORNING)
+    with rt.db.session() as session:
+        from mailer.store import repository as repo
+
+        supporter = repo.supporter_by_email_key(session, "sarah@example.org")
+        assert supporter is not None
+        campaign_id = repo.get_campaign(session, SLUG).id
+        token = TokenSigner((SECRET,)).sign("action", {"s": supporter.id, "c": campaign_id})
+    before = len(outbox(rt, "confirm"))
+    again = letters.start_letter(
+        rt.db,
+        rt.backend,
+        rt.signer,
+        prefilled(rt, "en", name="Sarah Miller", email="sarah@example.org", governorate=""),
+        action_token=token,
+        clock=lambda: MORNING,
+    )
+    assert again.confirmed
+    assert len(outbox(rt, "confirm")) == before
+    forged = letters.start_letter(
+        rt.db,
+        rt.backend,
+        rt.signer,
+        prefilled(rt, "en", name="Mallory", email="mallory@example.net", governorate=""),
+        action_token=token,
+        clock=lambda: MORNING,
+    )
+    assert not forged.confirmed  # someone else's link proves nothing about this address
+
+
+def test_pacing_holds_letters_outside_hours_and_over_the_cap(rt: Runtime) -> None:
+    started = letters.start_letter(
+        rt.db,
+        rt.backend,
+        rt.signer,
+        prefilled(rt, "ar", name="علي", email="a1@example.org"),
+        clock=lambda: NIGHT,
+    )
+    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: NIGHT)
+    assert outbox(rt, "letter") == []  # 23:00 in Baghdad: the letters wait
+    assert len(outbox(rt, "copy")) == 1
+    letters.dispatch_letters(rt.db, rt.backend, clock=lambda: MORNING + dt.timedelta(days=1))
+    assert len(outbox(rt, "letter")) == 6
+
+
+def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
+    import yaml
+
+    manifest = yaml.safe_load((demo_dir() / "campaigns" / SLUG / "campaign.yaml").read_text(encoding="utf-8"))
+    manifest["pacing"] = {"per_target_per_hour": 2, "hours": "00:00-23:59"}
+    folder = tmp_path / "c"
+    import shutil
+
+    shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
+    (folder / "campaign.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    campaigns.load_campaign(rt.db, folder)
+    for n in range(3):
+        started = letters.start_letter(
+            rt.db,
+            rt.backend,
+            rt.signer,
+            prefilled(rt, "en", name=f"Person {n}", email=f"p{n}@example.org", governorate=""),
+            clock=lambda: MORNING,
+        )
+        letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: MORNING)
+    per_official = {}
+    for message in outbox(rt, "letter"):
+        address = message["To"].addresses[0].addr_spec
+        per_official[address] = per_official.get(address, 0) + 1
+    assert set(per_official.values()) == {2}  # the third letter to each official waits for the next hour
+    letters.dispatch_letters(rt.db, rt.backend, clock=lambda: MORNING + dt.timedelta(minutes=61))
+    assert len(outbox(rt, "letter")) == 3 * 4
