@@ -765,6 +765,25 @@ def beat(
             time.sleep(interval)
 
 
+@app.command("serve")
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=_("Port to listen on."))] = 8000,
+    demo_folder: Annotated[
+        Path | None, typer.Option("--demo", help=_("Serve the database of `mailer demo` in this folder."))
+    ] = None,
+) -> None:
+    """Serve the action pages (for production, run gunicorn on mailer.web.wsgi:app instead)."""
+    from mailer.web import create_app
+
+    settings = demo_settings(demo_folder) if demo_folder is not None else Settings.from_env()
+    rt = Runtime(settings)
+    rt.db.check_current()
+    out.print(_("Action pages on http://%(host)s:%(port)d/ (Ctrl-C stops)") % {"host": host, "port": port})
+    create_app(rt).run(host=host, port=port, debug=False)
+
+
 # demo
 
 

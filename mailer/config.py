@@ -44,6 +44,7 @@ class Settings:
     claim_lease: int = 900
     redispatch_after: int = 600
     retry_base: int = 30
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -114,6 +115,8 @@ class Settings:
         claim_lease = _int_var(env, "MAILER_CLAIM_LEASE_SECONDS", 900, minimum=1)
         redispatch_after = _int_var(env, "MAILER_REDISPATCH_SECONDS", 600, minimum=1)
         retry_base = _int_var(env, "MAILER_RETRY_BASE_SECONDS", 30, minimum=1)
+        # How many reverse proxies of ours stand before the web server: only their X-Forwarded-For is trusted.
+        proxy_hops = _int_var(env, "MAILER_PROXY_HOPS", 0, minimum=0, maximum=5)
 
         language = get("MAILER_LANGUAGE") or "en"
         try:
@@ -140,6 +143,7 @@ class Settings:
             claim_lease=claim_lease,
             redispatch_after=redispatch_after,
             retry_base=retry_base,
+            proxy_hops=proxy_hops,
         )
 
     def require_secret_keys(self) -> tuple[str, ...]:

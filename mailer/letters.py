@@ -506,7 +506,10 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
             code,
         )
         shown = letter.name if letter.share != "initials" else initials(letter.name)
-        via = context.renderer.gettext(code, "%(name)s via %(campaign)s") % {"name": shown, "campaign": title}
+        via = context.renderer.gettext(code, N_("%(name)s via %(campaign)s")) % {
+            "name": shown,
+            "campaign": title,
+        }
         # Never the supporter's own address in From: their domain's DMARC policy would reject the letter.
         sender = Address(display_name=via, addr_spec=context.sender.from_email)
         reply_to = (
@@ -607,3 +610,13 @@ def compose_copies(session: Session, messages: list[Message], context: ComposeCo
 
 
 COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}
+
+
+def locale_of_link(db: Database, signer: TokenSigner, token: str) -> str | None:
+    """The language of the letter a confirmation link is for (to show its page in that language)."""
+    try:
+        letter_id = int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
+        with db.session() as session:
+            return repo.get_letter(session, letter_id).locale
+    except (InvalidToken, KeyError, TypeError, ValueError, MailerError):
+        return None

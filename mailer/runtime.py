@@ -26,6 +26,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The time, for use-cases that depend on it (sending hours); tests set a fixed one.
+        self.clock = sending.utc_now
 
     @cached_property
     def db(self) -> Database:
@@ -93,7 +95,7 @@ class Runtime:
         report = mailouts.sweep(
             self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing
         )
-        letters.dispatch_letters(self.db, self.backend)
+        letters.dispatch_letters(self.db, self.backend, self.clock)
         return report
 
     def close(self) -> None:

@@ -1,0 +1,268 @@
+"""The web edge: action pages in four languages, confirmation, and the abuse defences around them.
+
+Views parse input, call one use-case in :mod:`mailer.letters`, and render the answer in the page's
+language. Defences: CSRF tokens (Flask-WTF), a honeypot field, a self-hosted ALTCHA proof-of-work (with a
+stricter rate limit for browsers without JavaScript, as in Tor Browser's safest mode), rate limits per
+client IP (taken only from a configured number of trusted proxy hops), a cap on confirmation emails per
+address per day, and answers that never tell whether an address is known.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from altcha import v1 as altcha_v1
+from babel import negotiate_locale
+from flask import Flask, Response, abort, g, redirect, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from limits import parse, storage, strategies
+
+from mailer import letters
+from mailer.content import markdown_to_html, substitute
+from mailer.errors import N_, MailerError, NotFoundError
+from mailer.governorates import GOVERNORATES, governorate_name
+from mailer.i18n import format_number, translations
+from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
+from mailer.runtime import Runtime
+from mailer.store import repository as repo
+
+CHALLENGE_MAX = 100_000  # a few hundred milliseconds of a phone's time
+LIMITS = {
+    "ip_with_proof": parse("20/hour"),
+    "ip_without_proof": parse("5/hour"),  # no JavaScript, no proof-of-work: stricter
+    "confirmations_per_address": parse("3/day"),  # the form cannot flood a third party's inbox
+}
+
+
+def create_app(runtime: Runtime) -> Flask:
+    """The Flask application over one Runtime (its database, transport, task backend and settings)."""
+    app = Flask(__name__, static_folder=str(Path(__file__).parent / "static"))
+    app.config.update(
+        SECRET_KEY=runtime.settings.require_secret_keys()[0],
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    CSRFProtect(app)
+    backend_url = runtime.settings.broker_url or "memory://"
+    limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(backend_url))
+    used_challenges = storage.storage_from_string(backend_url)
+    proxy_hops = runtime.settings.proxy_hops
+
+    def client_ip() -> str:
+        # Only the hops we were told to trust: a client can write anything into X-Forwarded-For.
+        if proxy_hops:
+            forwarded = [
+                p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()
+            ]
+            if len(forwarded) >= proxy_hops:
+                return forwarded[-proxy_hops]
+        return request.remote_addr or "unknown"
+
+    def page_locale(code: str) -> str:
+        try:
+            return get_locale(code).code
+        except MailerError:
+            abort(404)
+
+    def request_locale() -> Locale:
+        """The page's language: from the address, else the browser's preference, else English."""
+        code = (request.view_args or {}).get("locale") or negotiate_locale(
+            [lang.replace("-", "_") for lang in request.accept_languages.values()], list(LOCALE_CODES)
+        )
+        return REGISTRY.get(str(code), REGISTRY["en"])
+
+    @app.before_request
+    def _install_language() -> None:
+        g.locale = request_locale()
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        # Nothing from third parties: no fonts, scripts or captchas that would learn who visits.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        )
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+        # One Jinja environment per language (the renderer's): no shared state between requests.
+        if "locale" not in g:  # an error raised before our own before_request (CSRF)
+            g.locale = request_locale()
+        tr = translations(g.locale.code)
+        helpers = {
+            "url_for": url_for,
+            "csrf_token": generate_csrf,
+            "error_text": lambda e: e.render(tr),
+            "locales": [REGISTRY[c] for c in LOCALE_CODES],
+            "request": request,
+        }
+        return runtime.renderer.render_page(template, {**helpers, **context}, g.locale.code), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error: CSRFError) -> tuple[str, int]:
+        return render("web/message.html", 400, title_key="expired", detail=None)
+
+    @app.errorhandler(404)
+    def _missing(error: Any) -> tuple[str, int]:
+        return render("web/message.html", 404, title_key="missing", detail=None)
+
+    @app.get("/")
+    def home() -> Any:
+        return redirect(url_for("campaign_list", locale=g.locale.code))
+
+    @app.get("/<locale>/")
+    def campaign_list(locale: str) -> Any:
+        page_locale(locale)
+        with runtime.db.session() as session:
+            rows = [
+                (c.slug, c.title.get(g.locale.code) or c.title[c.default_locale])
+                for c in repo.list_campaigns(session)
+            ]
+        return render("web/index.html", campaigns=rows)
+
+    @app.get("/altcha/challenge")
+    def altcha_challenge() -> Any:
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)
+        options = altcha_v1.ChallengeOptions(
+            hmac_key=runtime.settings.require_secret_keys()[0], max_number=CHALLENGE_MAX, expires=expires
+        )
+        challenge = altcha_v1.create_challenge(options)
+        return {
+            "algorithm": challenge.algorithm,
+            "challenge": challenge.challenge,
+            "maxnumber": CHALLENGE_MAX,
+            "salt": challenge.salt,
+            "signature": challenge.signature,
+        }
+
+    def proof_is_valid(payload: str) -> bool:
+        """A solved challenge, not expired, and never used before."""
+        ok, _ = altcha_v1.verify_solution(
+            payload, runtime.settings.require_secret_keys()[0], check_expires=True
+        )
+        if not ok:
+            return False
+        signature = json.loads(base64.b64decode(payload)).get("signature", "")
+        return bool(used_challenges.incr(f"altcha:{signature}", 3600) == 1)
+
+    def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
+        code = g.locale.code
+        with runtime.db.session() as session:
+            campaign = repo.get_campaign(session, slug)
+            kinds = repo.content_kinds(session, campaign.id)
+            if ("alert", code) not in kinds or ("letter", code) not in kinds:
+                raise NotFoundError("no content in this language")
+            alert = repo.get_content(session, campaign.id, "alert", code)
+            letter = repo.get_content(session, campaign.id, "letter", code)
+            targeting = letters.campaign_targeting(campaign)
+            fixed = repo.active_targets(session, list(targeting.fixed))
+            local = {
+                g_: repo.active_targets(session, list(slugs))
+                for g_, slugs in targeting.by_governorate.items()
+            }
+            sent = repo.letters_sent_count(session, campaign.id)
+            title = campaign.title.get(code) or campaign.title[campaign.default_locale]
+            available = [
+                REGISTRY[c] for c in LOCALE_CODES if ("alert", c) in kinds and ("letter", c) in kinds
+            ]
+        friend = translations(code).gettext("friend")
+        alert_html = substitute(
+            markdown_to_html(alert.body, g.locale.is_rtl),
+            {
+                "first_name": friend,
+                "name": friend,
+                "action_url": "#write",
+                "unsubscribe_url": "#",
+                "governorate": "",
+            },
+            for_html=True,
+        )
+        return {
+            "slug": slug,
+            "campaign_title": title,
+            "alert_html": alert_html,
+            "available": available,
+            "values": {"subject": letter.subject, "body": letter.body.strip(), **values},
+            "problems": problems,
+            "sent": sent,
+            "sent_text": format_number(sent, code),
+            "fixed": [(t.title[code], t.institution[code]) for t in fixed],
+            "local": [
+                (governorate_name(g_, code), [(t.title[code], t.institution[code]) for t in ts])
+                for g_, ts in local.items()
+                if ts
+            ],
+            "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
+            "token": request.args.get("t", values.get("t", "")),
+        }
+
+    @app.get("/<locale>/<slug>")
+    def action_page(locale: str, slug: str) -> Any:
+        page_locale(locale)
+        try:
+            return render("web/action.html", **action_context(slug, {}, {}))
+        except NotFoundError:
+            abort(404)
+
+    @app.post("/<locale>/<slug>")
+    def action_submit(locale: str, slug: str) -> Any:
+        page_locale(locale)
+        raw = {
+            k: request.form.get(k, "")
+            for k in ("name", "email", "governorate", "subject", "body", "note", "share", "opt_in", "t")
+        }
+        if request.form.get("website"):  # the honeypot: people never see it, robots fill it
+            return render("web/message.html", 200, title_key="check_inbox", detail=None)
+        proof = request.form.get("altcha", "")
+        if proof and not proof_is_valid(proof):
+            problems = {
+                "altcha": MailerError(N_("the anti-robot check failed; please reload the page and try again"))
+            }
+            return render("web/action.html", 400, **action_context(slug, raw, problems))
+        limit = LIMITS["ip_with_proof"] if proof else LIMITS["ip_without_proof"]
+        if not limiter.hit(limit, "ip", client_ip()):
+            return render("web/message.html", 429, title_key="slow_down", detail=None)
+        try:
+            form = letters.check_form(raw, slug, g.locale.code)
+        except letters.FormError as error:
+            return render("web/action.html", 400, **action_context(slug, raw, error.fields))
+        if not limiter.hit(LIMITS["confirmations_per_address"], "address", form.email.lower()):
+            # Same answer as success: the page must not tell whether this address is being used.
+            return render("web/message.html", 200, title_key="check_inbox", detail=None)
+        try:
+            letters.start_letter(
+                runtime.db, runtime.backend, runtime.signer, form, action_token=raw.get("t") or None
+            )
+        except NotFoundError:
+            abort(404)
+        except MailerError as error:
+            return render("web/action.html", 400, **action_context(slug, raw, {"form": error}))
+        return render("web/message.html", 200, title_key="check_inbox", detail=None)
+
+    @app.get("/confirm/<token>")
+    def confirm_page(token: str) -> Any:
+        # A GET never sends: mail scanners follow links. The button posts.
+        code = letters.locale_of_link(runtime.db, runtime.signer, token)
+        if code is not None:
+            g.locale = get_locale(code)
+        return render("web/confirm.html", token=token)
+
+    @app.post("/confirm/<token>")
+    def confirm_submit(token: str) -> Any:
+        try:
+            result = letters.confirm_letter(
+                runtime.db, runtime.backend, runtime.signer, token, clock=runtime.clock
+            )
+        except MailerError:
+            return render("web/message.html", 400, title_key="bad_link", detail=None)
+        g.locale = get_locale(result.locale)
+        return render("web/confirmed.html", result=result)
+
+    return app
