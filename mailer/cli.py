@@ -835,6 +835,9 @@ def demo(
         _print_launch(result, status)
         _print_demo_samples(rt, status)
         out.print(_("Done in %(seconds).1f s.") % {"seconds": time.monotonic() - started})
+        out.print(
+            _("Now write a letter as a supporter would: mailer serve --demo %(path)s") % {"path": folder}
+        )
     finally:
         rt.close()
 
