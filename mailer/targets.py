@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,19 +98,46 @@ def parse_target(entry: Any, row: int) -> dict[str, Any]:
     }
 
 
-def import_targets(db: Database, path: Path) -> TargetImportReport:
-    """Import officials from a YAML list; existing slugs are updated."""
+def _read_entries(path: Path) -> list[Any]:
+    """Officials from YAML (a list) or CSV (columns slug, institution_en ... institution_kmr, title_*, name_*,
+    governorate, email, letter_locale, status, verified_on); CSV rows are numbered as in a spreadsheet."""
     try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
         raise ImportFileError(
-            N_("%(file)s: cannot be read as UTF-8 YAML: %(reason)s"), file=path.name, reason=str(err)
+            N_("%(file)s: cannot be read as UTF-8: %(reason)s"), file=path.name, reason=str(err)
         ) from err
-    if not isinstance(entries, list):
-        raise ImportFileError(N_("%(file)s: expected a list of officials"), file=path.name)
+    if path.suffix.lower() != ".csv":
+        try:
+            entries = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ImportFileError(
+                N_("%(file)s: cannot be read as UTF-8 YAML: %(reason)s"), file=path.name, reason=str(err)
+            ) from err
+        if not isinstance(entries, list):
+            raise ImportFileError(N_("%(file)s: expected a list of officials"), file=path.name)
+        return entries
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    entries = [None]  # row 1 is the header
+    for row in rows:
+        named = ("institution", "title", "name")
+        entry: dict[str, Any] = {
+            k: v for k, v in row.items() if k and not k.startswith(tuple(f"{n}_" for n in named))
+        }
+        for key in named:
+            entry[key] = {code: row.get(f"{key}_{code}") or "" for code in LOCALE_CODES}
+        entries.append(entry)
+    return entries
+
+
+def import_targets(db: Database, path: Path) -> TargetImportReport:
+    """Import officials from a YAML or CSV file; existing slugs are updated, bad rows reported by number."""
+    entries = _read_entries(path)
     good: list[dict[str, Any]] = []
     rejected: list[ImportRowError] = []
     for row, entry in enumerate(entries, start=1):
+        if entry is None:
+            continue
         try:
             good.append(parse_target(entry, row))
         except ImportRowError as err:
