@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import cast
 
 import pytest
+import yaml
 
 from mailer import campaigns, letters
 from mailer.resources import demo_dir
@@ -195,7 +197,18 @@ def test_a_signed_mailout_link_skips_the_confirmation(rt: Runtime) -> None:
     assert not forged.confirmed  # someone else's link proves nothing about this address
 
 
-def test_pacing_holds_letters_outside_hours_and_over_the_cap(rt: Runtime) -> None:
+def load_with_pacing(rt: Runtime, tmp_path: Path, pacing: dict[str, object]) -> None:
+    """The seed campaign with other pacing."""
+    folder = tmp_path / "campaign"
+    shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
+    manifest = yaml.safe_load((folder / "campaign.yaml").read_text(encoding="utf-8"))
+    manifest["pacing"] = pacing
+    (folder / "campaign.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    campaigns.load_campaign(rt.db, folder)
+
+
+def test_pacing_holds_letters_outside_hours(rt: Runtime, tmp_path: Path) -> None:
+    load_with_pacing(rt, tmp_path, {"per_target_per_hour": 30, "hours": "08:00-20:00"})
     started = letters.start_letter(
         rt.db,
         rt.backend,
@@ -211,16 +224,7 @@ def test_pacing_holds_letters_outside_hours_and_over_the_cap(rt: Runtime) -> Non
 
 
 def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
-    import yaml
-
-    manifest = yaml.safe_load((demo_dir() / "campaigns" / SLUG / "campaign.yaml").read_text(encoding="utf-8"))
-    manifest["pacing"] = {"per_target_per_hour": 2, "hours": "00:00-23:59"}
-    folder = tmp_path / "c"
-    import shutil
-
-    shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
-    (folder / "campaign.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
-    campaigns.load_campaign(rt.db, folder)
+    load_with_pacing(rt, tmp_path, {"per_target_per_hour": 2, "hours": "00:00-23:59"})
     for n in range(3):
         started = letters.start_letter(
             rt.db,
