@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mailer import campaigns, i18n_admin, mailouts, sending, supporters, targets
+from mailer import campaigns, events, i18n_admin, mailouts, sending, supporters, targets
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
 from mailer.errors import ImportRowError, LocaleError, MailerError
@@ -701,6 +701,121 @@ def mailout_status_command(
         emit_json(status.to_json())
     else:
         out.print(_status_table(status))
+
+
+@mailout_app.command("report")
+@reports_errors
+def mailout_report(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    as_json: JsonOption = False,
+) -> None:
+    """Results per language: the ledger beside what the provider reported (deliveries, bounces, complaints)."""
+    with runtime() as rt:
+        report = events.mailout_report(rt.db, mailout_id)
+    if as_json:
+        emit_json(report)
+        return
+    out.print(_report_table(_("Mailout %(id)d: results") % {"id": mailout_id}, report))
+
+
+def _report_table(title: str, report: dict[str, Any]) -> Table:
+    labels = {
+        "queued": _("queued"),
+        "sent": _("sent"),
+        "delivered": _("delivered"),
+        "deferred": _("deferred"),
+        "bounced": _("bounced"),
+        "complained": _("complained"),
+        "unsubscribed": _("unsubscribed"),
+        "failed": _("failed"),
+        "unknown": _("unknown"),
+    }
+    table = Table(title=title)
+    table.add_column(_("Locale"))
+    for column in events.DELIVERY_COLUMNS:
+        table.add_column(labels[column], justify="right")
+    for code, row in report["locales"].items():
+        table.add_row(
+            f"{code} ({REGISTRY[code].native_name})", *(str(row[c]) for c in events.DELIVERY_COLUMNS)
+        )
+    table.add_row(_("all"), *(str(report["total"][c]) for c in events.DELIVERY_COLUMNS), style="bold")
+    return table
+
+
+@campaign_app.command("report")
+@reports_errors
+def campaign_report(slug: str, as_json: JsonOption = False) -> None:
+    """Results of every mailout of a campaign, and its letters per official."""
+    with runtime() as rt:
+        report = events.campaign_report(rt.db, slug)
+    if as_json:
+        emit_json(report)
+        return
+    for mailout in report["mailouts"]:
+        out.print(_report_table(_("Mailout %(id)d: results") % {"id": mailout["id"]}, mailout))
+    table = Table(title=_("Letters per official"))
+    table.add_column(_("Official"))
+    for column in ("queued", "sent", "failed", "unknown"):
+        table.add_column(_message_state_label(column), justify="right")
+    for target, counts in report["letters"].items():
+        table.add_row(target, *(str(counts[c]) for c in ("queued", "sent", "failed", "unknown")))
+    out.print(table)
+
+
+suppressions_app = typer.Typer(
+    help=_("List, add, remove and export suppressed addresses."), no_args_is_help=True
+)
+app.add_typer(suppressions_app, name="suppressions")
+ScopeOption = Annotated[str, typer.Option("--scope", help=_("supporter or target"))]
+
+
+@suppressions_app.command("list")
+@reports_errors
+def suppressions_list(as_json: JsonOption = False) -> None:
+    """Every suppressed address, with its reason kept apart (unsubscribe, bounce, complaint, ...)."""
+    with runtime() as rt:
+        rows = events.list_suppressions(rt.db)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=_("Suppressions"))
+    for header in (_("Address"), _("Scope"), _("Reason"), _("Source"), _("Since")):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(row["email"], row["scope"], row["reason"], row["source"], row["created_at"][:16])
+    out.print(table, markup=False)
+
+
+@suppressions_app.command("add")
+@reports_errors
+def suppressions_add(email: str, scope: ScopeOption = "supporter") -> None:
+    """Stop all mail to an address (a manual suppression)."""
+    with runtime() as rt:
+        added = events.add_suppression(rt.db, email, scope)
+    out.print(_("Suppressed.") if added else _("Already suppressed."))
+
+
+@suppressions_app.command("remove")
+@reports_errors
+def suppressions_remove(
+    email: str,
+    scope: ScopeOption = "supporter",
+    reason: Annotated[str | None, typer.Option("--reason", help=_("Only this reason."))] = None,
+) -> None:
+    """Lift a suppression (only with the person's consent: it does not resubscribe them to alerts)."""
+    with runtime() as rt:
+        removed = events.remove_suppression(rt.db, email, scope, reason)
+    out.print(
+        ngettext("%(num)d suppression removed.", "%(num)d suppressions removed.", removed) % {"num": removed}
+    )
+
+
+@suppressions_app.command("export")
+@reports_errors
+def suppressions_export() -> None:
+    """All suppressions as CSV on stdout; cells that a spreadsheet would run as formulas are neutralised."""
+    with runtime() as rt:
+        sys.stdout.write(events.export_suppressions_csv(events.list_suppressions(rt.db)))
 
 
 # worker

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Sequence
 from functools import cached_property
 
-from mailer import letters, mailouts, sending
+from mailer import events, letters, mailouts, sending
 from mailer.config import Settings
 from mailer.rendering import Renderer
 from mailer.store import Database
@@ -43,7 +43,7 @@ class Runtime:
 
     @cached_property
     def backend(self) -> TaskBackend:
-        return load_backend(self.settings, self.send_batch)
+        return load_backend(self.settings, {"send_batch": self.send_batch, "apply_events": self.apply_events})
 
     @cached_property
     def transport(self) -> Transport:
@@ -97,6 +97,15 @@ class Runtime:
         )
         letters.dispatch_letters(self.db, self.backend, self.clock)
         return report
+
+    def apply_events(self, event_ids: Sequence[int]) -> events.Applied:
+        """Stored provider events, applied (wherever it runs)."""
+        return events.apply_events(self.db, event_ids, self.clock())
+
+    @cached_property
+    def webhook_verifier(self) -> events.WebhookVerifier | None:
+        key = self.settings.sendgrid_webhook_public_key
+        return events.WebhookVerifier(key, self.settings.sendgrid_webhook_max_age) if key else None
 
     def close(self) -> None:
         if "transport" in self.__dict__ and isinstance(self.transport, SendGridTransport):

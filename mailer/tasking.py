@@ -7,7 +7,7 @@ provided by the ``workers`` package) puts task messages carrying ids on Redis fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Protocol
 
@@ -27,6 +27,10 @@ class TaskBackend(Protocol):
         """Ask for a batch of ledger messages to be sent; called only after the rows are committed."""
         ...
 
+    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
+        """Ask for stored provider events to be applied (the webhook answers before this work)."""
+        ...
+
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
         """Serve tasks until stopped."""
         ...
@@ -41,11 +45,14 @@ class InProcessBackend:
 
     name = "in-process"
 
-    def __init__(self, handler: Callable[[list[int]], object]) -> None:
-        self._handler = handler
+    def __init__(self, handlers: Mapping[str, Callable[[list[int]], object]]) -> None:
+        self._handlers = handlers
 
     def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
-        self._handler(list(message_ids))
+        self._handlers["send_batch"](list(message_ids))
+
+    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
+        self._handlers["apply_events"](list(event_ids))
 
     def run_beat(self, interval: float, loglevel: str) -> None:
         raise MailerError(N_("MAILER_BROKER_URL is not set: `mailer beat` sweeps in its own process instead"))
@@ -59,10 +66,10 @@ class InProcessBackend:
         )
 
 
-def load_backend(settings: Settings, handler: Callable[[list[int]], object]) -> TaskBackend:
-    """The backend the settings ask for."""
+def load_backend(settings: Settings, handlers: Mapping[str, Callable[[list[int]], object]]) -> TaskBackend:
+    """The backend the settings ask for; ``handlers`` do the work when it runs in this process."""
     if settings.broker_url is None:
-        return InProcessBackend(handler)
+        return InProcessBackend(handlers)
     found = entry_points(group=ENTRY_POINT_GROUP, name="celery")
     if not found:
         raise ConfigError(

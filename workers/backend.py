@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailer.config import Settings
-from mailer.tasking import BULK_QUEUE
+from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE
 from workers.app import create_celery
 
 
@@ -19,6 +19,9 @@ class CeleryBackend:
 
     def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
         self.app.send_task("mailer.send_batch", args=[list(message_ids)], queue=queue)
+
+    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
+        self.app.send_task("mailer.apply_events", args=[list(event_ids)], queue=LETTERS_QUEUE)
 
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
         argv = [

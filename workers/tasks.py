@@ -34,3 +34,10 @@ def sweep() -> dict[str, Any]:
     rt = runtime()
     report = rt.sweep()
     return {"requeued": report.requeued, "unknown": report.unknown, "batches": report.batches}
+
+
+@shared_task(name="mailer.apply_events")  # type: ignore[untyped-decorator]
+def apply_events(event_ids: list[int]) -> dict[str, Any]:
+    """Apply provider events the webhook stored: delivery state, unknown rows, suppressions."""
+    applied = runtime().apply_events([int(i) for i in event_ids])
+    return {"events": applied.events, "suppressions": applied.suppressions}

@@ -204,6 +204,10 @@ class Message(Base):
     provider_called_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # What the provider later reported (delivered, deferred, bounced, complained...): never undone by a
+    # lesser event (a bounce stays a bounce when a late "delivered" arrives).
+    delivery: Mapped[str | None] = mapped_column(String(20))
+    delivery_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)

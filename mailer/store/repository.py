@@ -16,6 +16,7 @@ from mailer.errors import N_, NotFoundError
 from mailer.store.models import (
     Campaign,
     CampaignContent,
+    Event,
     Letter,
     Mailout,
     Message,
@@ -583,3 +584,112 @@ def campaigns_writing_to(session: Session, target_id: int) -> list[Campaign]:
         .where(Message.target_id == target_id, Message.status == "queued")
     )
     return list(session.scalars(select(Campaign).where(Campaign.id.in_(waiting))))
+
+
+# Events and suppressions
+
+
+def existing_message_ids(session: Session, ids: Sequence[int]) -> set[int]:
+    if not ids:
+        return set()
+    return set(session.scalars(select(Message.id).where(Message.id.in_(list(ids)))))
+
+
+def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert events, skipping those already stored (same dedupe key); the ids of the new ones."""
+    if not rows:
+        return []
+    statement = _insert(session)(Event).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return sorted(session.execute(statement.returning(Event.id), list(rows)).scalars().all())
+
+
+def events_in_order(session: Session, ids: Sequence[int]) -> list[Event]:
+    """Events by when they happened (batches arrive out of order), then by arrival."""
+    return list(
+        session.scalars(select(Event).where(Event.id.in_(list(ids))).order_by(Event.occurred_at, Event.id))
+    )
+
+
+def add_suppression(session: Session, email_key: str, scope: str, reason: str, source: str) -> int:
+    """1 when this (address, scope, reason) is new, 0 when it was there already."""
+    statement = _insert(session)(Suppression).on_conflict_do_nothing(
+        index_elements=["email_key", "scope", "reason"]
+    )
+    row = {
+        "email_key": email_key,
+        "scope": scope,
+        "reason": reason,
+        "source": source[:100],
+        "created_at": dt.datetime.now(dt.UTC),
+    }
+    return len(session.execute(statement.returning(Suppression.id), [row]).all())
+
+
+def remove_suppressions(session: Session, email_key: str, scope: str, reason: str | None) -> int:
+    query = session.query(Suppression).filter(Suppression.email_key == email_key, Suppression.scope == scope)
+    if reason:
+        query = query.filter(Suppression.reason == reason)
+    return int(query.delete())
+
+
+def all_suppressions(session: Session) -> list[Suppression]:
+    return list(session.scalars(select(Suppression).order_by(Suppression.created_at, Suppression.id)))
+
+
+def sent_and_complained(session: Session, mailout_id: int) -> tuple[int, int]:
+    sent = (
+        session.scalar(select(func.count()).where(Message.mailout_id == mailout_id, Message.status == "sent"))
+        or 0
+    )
+    complained = (
+        session.scalar(
+            select(func.count()).where(Message.mailout_id == mailout_id, Message.delivery == "complained")
+        )
+        or 0
+    )
+    return int(sent), int(complained)
+
+
+def delivery_counts(session: Session, mailout_id: int) -> dict[str, dict[str, int]]:
+    """Per locale: how many messages each provider-reported delivery state reached."""
+    rows = session.execute(
+        select(Message.locale, Message.delivery, func.count())
+        .where(Message.mailout_id == mailout_id, Message.delivery.is_not(None))
+        .group_by(Message.locale, Message.delivery)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for locale, delivery, count in rows:
+        if delivery is not None:
+            counts.setdefault(locale, {})[delivery] = count
+    return counts
+
+
+def unsubscribed_counts(session: Session, mailout_id: int) -> dict[str, int]:
+    """Per locale: messages of a mailout whose reader unsubscribed through them."""
+    rows = session.execute(
+        select(Message.locale, func.count(func.distinct(Message.id)))
+        .join(Event, Event.message_id == Message.id)
+        .where(Message.mailout_id == mailout_id, Event.event_type.in_(("unsubscribed", "group_unsubscribed")))
+        .group_by(Message.locale)
+    )
+    return {locale: count for locale, count in rows}
+
+
+def letters_per_target(session: Session, campaign_id: int) -> dict[str, dict[str, int]]:
+    rows = session.execute(
+        select(Target.slug, Message.status, func.count())
+        .join(Message, Message.target_id == Target.id)
+        .join(Letter, Message.letter_id == Letter.id)
+        .where(Letter.campaign_id == campaign_id, Message.kind == "letter")
+        .group_by(Target.slug, Message.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for slug, status, count in rows:
+        counts.setdefault(slug, {})[status] = count
+    return counts
+
+
+def mailouts_of_campaign(session: Session, campaign_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Mailout.id).where(Mailout.campaign_id == campaign_id).order_by(Mailout.id))
+    )

@@ -18,10 +18,12 @@ from typing import Any
 from altcha import v1 as altcha_v1
 from babel import negotiate_locale
 from flask import Flask, Response, abort, g, redirect, request, url_for
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
 from limits import parse, storage, strategies
+from sendgrid.helpers.eventwebhook import EventWebhookHeader
+from wtforms import ValidationError
 
-from mailer import letters
+from mailer import events, letters
 from mailer.content import markdown_to_html, substitute
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.governorates import GOVERNORATES, governorate_name
@@ -30,6 +32,7 @@ from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
 from mailer.store import repository as repo
 
+FORM_MAX_BYTES = 64 * 1024
 CHALLENGE_MAX = 100_000  # a few hundred milliseconds of a phone's time
 LIMITS = {
     "ip_with_proof": parse("20/hour"),
@@ -44,10 +47,10 @@ def create_app(runtime: Runtime) -> Flask:
     app.config.update(
         SECRET_KEY=runtime.settings.require_secret_keys()[0],
         WTF_CSRF_TIME_LIMIT=None,
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=events.MAX_WEBHOOK_BYTES,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     backend_url = runtime.settings.broker_url or "memory://"
     limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(backend_url))
     used_challenges = storage.storage_from_string(backend_url)
@@ -79,6 +82,9 @@ def create_app(runtime: Runtime) -> Flask:
     @app.before_request
     def _install_language() -> None:
         g.locale = request_locale()
+        # Pages take small forms; only the event webhook may send a large body.
+        if request.path != "/webhooks/sendgrid":
+            request.max_content_length = FORM_MAX_BYTES
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -264,5 +270,52 @@ def create_app(runtime: Runtime) -> Flask:
             return render("web/message.html", 400, title_key="bad_link", detail=None)
         g.locale = get_locale(result.locale)
         return render("web/confirmed.html", result=result)
+
+    @app.get("/u/<token>")
+    def unsubscribe_page(token: str) -> Any:
+        # A GET never unsubscribes (link scanners follow links); the page has one button.
+        link = events.read_unsubscribe_token(runtime.db, runtime.signer, token)
+        if link is not None:
+            g.locale = get_locale(link.locale)
+        return render("web/unsubscribe.html", token=token)
+
+    @csrf.exempt  # type: ignore[untyped-decorator]
+    @app.post("/u/<token>")
+    def unsubscribe_submit(token: str) -> Any:
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        if not one_click:  # the page's button carries a CSRF token; RFC 8058's one-click POST cannot
+            try:
+                validate_csrf(request.form.get("csrf_token"))
+            except ValidationError:
+                return render("web/message.html", 400, title_key="expired", detail=None)
+        link = events.read_unsubscribe_token(runtime.db, runtime.signer, token)
+        if link is not None:
+            events.unsubscribe(runtime.db, link, "one-click" if one_click else "page", runtime.clock())
+            g.locale = get_locale(link.locale)
+        # The same answer for a forged or unknown token: nobody learns who is subscribed.
+        if one_click:
+            return Response("", status=200)
+        return render("web/unsubscribed.html")
+
+    @csrf.exempt  # type: ignore[untyped-decorator]
+    @app.post("/webhooks/sendgrid")
+    def sendgrid_webhook() -> Any:
+        verifier = runtime.webhook_verifier
+        if verifier is None:
+            return Response("webhook not configured\n", status=403, mimetype="text/plain")
+        raw = request.get_data(cache=False)
+        try:
+            batch = verifier.verify(
+                raw,
+                request.headers.get(EventWebhookHeader.SIGNATURE),
+                request.headers.get(EventWebhookHeader.TIMESTAMP),
+                runtime.clock(),
+            )
+        except events.WebhookRejected as rejected:
+            return Response(f"{rejected}\n", status=403, mimetype="text/plain")
+        stored = events.store_events(runtime.db, batch, runtime.clock())
+        if stored:
+            runtime.backend.enqueue_apply_events(stored)  # the heavy part, after the answer's data is safe
+        return {"received": len(batch), "stored": len(stored)}
 
     return app

@@ -1,0 +1,379 @@
+"""Deliverability: SendGrid's signed event webhook, suppressions with their reasons, unsubscribes.
+
+Events arrive in batches that SendGrid signs, retries and sometimes duplicates (retries have been seen to
+change ``sg_event_id``). Each is verified over the raw body, stored once (unique on ``sg_event_id``, or on
+message id + type + timestamp), kept raw for audit, and applied through one table of names and one of
+precedence: a bounce is not undone by a later "delivered". Events name our ledger row through the
+``custom_args`` we sent; events for messages we never sent are kept and change nothing.
+"""
+
+from __future__ import annotations
+
+import binascii
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy.orm import Session
+
+from mailer.errors import N_, ConfigError, MailerError
+from mailer.locales import LOCALE_CODES as LOCALE_ORDER
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Message, Supporter, Target
+from mailer.tokens import InvalidToken, TokenSigner
+from mailer.transports.sendgrid import LEDGER_ARG
+
+Clock = Callable[[], dt.datetime]
+
+#: SendGrid's event names, and ours.
+EVENT_NAMES = {
+    "processed": "processed",
+    "deferred": "deferred",
+    "delivered": "delivered",
+    "dropped": "dropped",
+    "bounce": "bounced",
+    "spamreport": "complained",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "group_unsubscribed",
+    "group_resubscribe": "group_resubscribed",
+    "open": "opened",
+    "click": "clicked",
+}
+#: Delivery states by strength: a message's state only ever moves up.
+DELIVERY_RANK = {"processed": 1, "deferred": 2, "delivered": 3, "dropped": 4, "bounced": 4, "complained": 5}
+#: Events that stop further mail to the address, and the reason recorded.
+SUPPRESSING = {
+    "bounced": "hard_bounce",
+    "complained": "complaint",
+    "unsubscribed": "unsubscribe",
+    "group_unsubscribed": "group_unsubscribe",
+}
+SUPPRESSION_REASONS = ("unsubscribe", "hard_bounce", "complaint", "group_unsubscribe", "manual")
+SCOPES = ("supporter", "target")
+COMPLAINT_RATE_LIMIT = 0.001  # Gmail and Yahoo expect bulk senders under 0.3%; we stop at 0.1%
+MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
+
+
+class WebhookRejected(MailerError):
+    """The request is not a genuine, fresh SendGrid event batch: answer 403 and store nothing."""
+
+
+class WebhookVerifier:
+    """Checks the ECDSA signature over timestamp + raw body, and the timestamp's age."""
+
+    def __init__(self, public_key: str, max_age: int) -> None:
+        try:
+            self._webhook = EventWebhook(public_key)
+        except ValueError as err:
+            raise ConfigError(N_("MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid public key")) from err
+        self.max_age = max_age
+
+    def verify(
+        self, raw: bytes, signature: str | None, timestamp: str | None, now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """The events of a verified batch; :class:`WebhookRejected` otherwise."""
+        if not signature or not timestamp:
+            raise WebhookRejected(N_("the signature headers are missing"))
+        try:
+            # The signature covers the raw bytes exactly: decode, never re-serialise.
+            valid = self._webhook.verify_signature(raw.decode("utf-8"), signature, timestamp)
+        except (UnicodeDecodeError, binascii.Error, ValueError, InvalidSignature):
+            valid = False
+        if not valid:
+            raise WebhookRejected(N_("the signature does not match"))
+        if self.max_age:
+            try:
+                age = now.timestamp() - int(timestamp)
+            except ValueError as err:
+                raise WebhookRejected(N_("the timestamp is not a number")) from err
+            if abs(age) > self.max_age:
+                raise WebhookRejected(N_("the request is too old"))
+        try:
+            events = json.loads(raw)
+        except ValueError as err:
+            raise WebhookRejected(N_("the body is not JSON")) from err
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise WebhookRejected(N_("the body is not a list of events"))
+        return events
+
+
+def dedupe_key(event: dict[str, Any]) -> str:
+    """``sg_event_id``, else message id + type + timestamp (retries have been seen to change the id)."""
+    if event.get("sg_event_id"):
+        return f"sg:{event['sg_event_id']}"
+    basis = f"{event.get('sg_message_id')}|{event.get('event')}|{event.get('timestamp')}|{event.get('email')}"
+    return "h:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def _ledger_id(event: dict[str, Any]) -> int | None:
+    try:
+        return int(event.get(LEDGER_ARG) or 0) or None
+    except (TypeError, ValueError):
+        return None
+
+
+def store_events(db: Database, events: Sequence[dict[str, Any]], now: dt.datetime) -> list[int]:
+    """Keep each event once, raw; the ids of the new ones (a replayed batch yields none)."""
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        name = EVENT_NAMES.get(str(event.get("event")), str(event.get("event"))[:30])
+        try:
+            occurred = dt.datetime.fromtimestamp(int(event.get("timestamp") or 0), dt.UTC)
+        except (TypeError, ValueError, OverflowError):
+            occurred = now
+        rows.append(
+            {
+                "provider": "sendgrid",
+                "dedupe_key": dedupe_key(event),
+                "message_id": _ledger_id(event),
+                "event_type": name,
+                "occurred_at": occurred,
+                "received_at": now,
+                "payload": event,
+            }
+        )
+    with db.session() as session:
+        known = repo.existing_message_ids(session, [r["message_id"] for r in rows if r["message_id"]])
+        for row in rows:  # events for messages we never sent are kept, unattached
+            if row["message_id"] not in known:
+                row["message_id"] = None
+        return repo.add_events(session, rows)
+
+
+@dataclass
+class Applied:
+    events: int = 0
+    state_changes: int = 0
+    resolved_unknown: int = 0
+    suppressions: int = 0
+    paused_mailouts: list[int] = field(default_factory=list)
+
+
+def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Applied:
+    """Apply stored events in the order they happened: delivery state, unknown rows, suppressions."""
+    applied = Applied()
+    touched: set[int] = set()
+    with db.session() as session:
+        for event in repo.events_in_order(session, event_ids):
+            applied.events += 1
+            message = session.get(Message, event.message_id) if event.message_id else None
+            if message is None:
+                continue  # kept for audit; it changes nothing
+            touched.add(message.mailout_id or 0)
+            rank = DELIVERY_RANK.get(event.event_type)
+            if rank is not None and rank > DELIVERY_RANK.get(message.delivery or "", 0):
+                message.delivery, message.delivery_at = event.event_type, event.occurred_at
+                applied.state_changes += 1
+            if message.status == "unknown" and rank is not None:
+                message.status = "sent"  # the provider had it after all
+                applied.resolved_unknown += 1
+            reason = SUPPRESSING.get(event.event_type)
+            if event.event_type == "bounced" and str(event.payload.get("type", "bounce")) != "bounce":
+                reason = None  # a "blocked" bounce is temporary: no suppression
+            if reason:
+                applied.suppressions += _suppress_for_message(
+                    session, message, reason, f"sendgrid:{event.id}"
+                )
+        for mailout_id in touched - {0}:
+            if _complaint_rate_too_high(session, mailout_id) and repo.pause_mailout(
+                session,
+                mailout_id,
+                MailerError(N_("the complaint rate passed 0.1%% of delivered messages")).to_json(),
+            ):
+                applied.paused_mailouts.append(mailout_id)
+    return applied
+
+
+def _suppress_for_message(session: Session, message: Message, reason: str, source: str) -> int:
+    if message.kind == "letter" and message.target_id:
+        target = session.get(Target, message.target_id)
+        if target is None:
+            return 0
+        if reason == "hard_bounce":
+            target.status = "bounced"  # the coordinator sees it in `mailer targets list`
+        return repo.add_suppression(session, target.email.lower(), "target", reason, source)
+    supporter = session.get(Supporter, message.supporter_id or 0)
+    if supporter is None:
+        return 0
+    supporter.subscribed = False
+    return repo.add_suppression(session, supporter.email_key, "supporter", reason, source)
+
+
+def _complaint_rate_too_high(session: Session, mailout_id: int) -> bool:
+    sent, complained = repo.sent_and_complained(session, mailout_id)
+    return sent > 0 and complained / sent > COMPLAINT_RATE_LIMIT
+
+
+# Unsubscribing
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """What an unsubscribe token names, if it is genuine."""
+
+    supporter_id: int
+    message_id: int | None
+    locale: str
+
+
+def read_unsubscribe_token(db: Database, signer: TokenSigner, token: str) -> UnsubscribeLink | None:
+    """The supporter behind a token; None for a forged, tampered or unknown one (never an error)."""
+    try:
+        payload = signer.verify("unsubscribe", token)
+        supporter_id = int(payload["s"])
+        message_id = int(payload["m"]) if payload.get("m") else None
+    except (InvalidToken, KeyError, TypeError, ValueError):
+        return None
+    with db.session() as session:
+        supporter = session.get(Supporter, supporter_id)
+        return UnsubscribeLink(supporter_id, message_id, supporter.locale) if supporter else None
+
+
+def unsubscribe(db: Database, link: UnsubscribeLink, source: str, now: dt.datetime) -> None:
+    """Stop every later mailout to this supporter (idempotent), and note it against the message."""
+    with db.session() as session:
+        supporter = session.get(Supporter, link.supporter_id)
+        if supporter is None:
+            return
+        supporter.subscribed = False
+        repo.add_suppression(session, supporter.email_key, "supporter", "unsubscribe", source)
+        if link.message_id and session.get(Message, link.message_id) is not None:
+            repo.add_events(
+                session,
+                [
+                    {
+                        "provider": "mailer",
+                        "dedupe_key": f"unsubscribe:{link.message_id}",
+                        "message_id": link.message_id,
+                        "event_type": "unsubscribed",
+                        "occurred_at": now,
+                        "received_at": now,
+                        "payload": {"source": source},
+                    }
+                ],
+            )
+
+
+# Suppressions for coordinators
+
+
+def add_suppression(db: Database, email: str, scope: str, reason: str = "manual") -> bool:
+    if scope not in SCOPES:
+        raise MailerError(N_("scope must be one of %(choices)s"), choices=", ".join(SCOPES))
+    if reason not in SUPPRESSION_REASONS:
+        raise MailerError(N_("reason must be one of %(choices)s"), choices=", ".join(SUPPRESSION_REASONS))
+    with db.session() as session:
+        added = repo.add_suppression(session, email.strip().lower(), scope, reason, "manual")
+        if scope == "supporter":
+            supporter = repo.supporter_by_email_key(session, email.strip().lower())
+            if supporter is not None:
+                supporter.subscribed = False
+        return bool(added)
+
+
+def remove_suppression(db: Database, email: str, scope: str, reason: str | None = None) -> int:
+    with db.session() as session:
+        return repo.remove_suppressions(session, email.strip().lower(), scope, reason)
+
+
+def list_suppressions(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        return [
+            {
+                "email": s.email_key,
+                "scope": s.scope,
+                "reason": s.reason,
+                "source": s.source,
+                "created_at": s.created_at.isoformat(),
+            }
+            for s in repo.all_suppressions(session)
+        ]
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet will show, not run: formulas are prefixed with an apostrophe."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def export_suppressions_csv(rows: Iterable[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["email", "scope", "reason", "source", "created_at"])
+    for row in rows:
+        writer.writerow(
+            [spreadsheet_safe(str(row[k])) for k in ("email", "scope", "reason", "source", "created_at")]
+        )
+    return out.getvalue()
+
+
+# Results
+
+
+DELIVERY_COLUMNS = (
+    "queued",
+    "sent",
+    "delivered",
+    "deferred",
+    "bounced",
+    "complained",
+    "unsubscribed",
+    "failed",
+    "unknown",
+)
+
+
+def mailout_report(db: Database, mailout_id: int) -> dict[str, Any]:
+    """Per locale: the ledger's states beside what the provider reported, for one mailout."""
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        ledger = repo.message_counts(session, mailout_id)
+        delivery = repo.delivery_counts(session, mailout_id)
+        unsubscribed = repo.unsubscribed_counts(session, mailout_id)
+        status = mailout.status
+    per_locale: dict[str, dict[str, int]] = {}
+    for code in sorted(
+        set(ledger) | set(delivery), key=lambda c: list(LOCALE_ORDER).index(c) if c in LOCALE_ORDER else 99
+    ):
+        states, reported = ledger.get(code, {}), delivery.get(code, {})
+        per_locale[code] = {
+            "queued": states.get("queued", 0) + states.get("sending", 0),
+            "sent": states.get("sent", 0),
+            "delivered": reported.get("delivered", 0),
+            "deferred": reported.get("deferred", 0),
+            "bounced": reported.get("bounced", 0) + reported.get("dropped", 0),
+            "complained": reported.get("complained", 0),
+            "unsubscribed": unsubscribed.get(code, 0),
+            "failed": states.get("failed", 0),
+            "unknown": states.get("unknown", 0),
+        }
+    total = {column: sum(row[column] for row in per_locale.values()) for column in DELIVERY_COLUMNS}
+    return {"id": mailout_id, "status": status, "locales": per_locale, "total": total}
+
+
+def campaign_report(db: Database, slug: str) -> dict[str, Any]:
+    """Every mailout of a campaign, and its letters per official."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        mailout_ids = repo.mailouts_of_campaign(session, campaign.id)
+        per_target = repo.letters_per_target(session, campaign.id)
+    return {
+        "campaign": slug,
+        "mailouts": [mailout_report(db, mailout_id) for mailout_id in mailout_ids],
+        "letters": {
+            slug_: {
+                "queued": c.get("queued", 0) + c.get("sending", 0),
+                "sent": c.get("sent", 0),
+                "failed": c.get("failed", 0) + c.get("suppressed", 0),
+                "unknown": c.get("unknown", 0),
+            }
+            for slug_, c in sorted(per_target.items())
+        },
+    }

@@ -1,0 +1,323 @@
+"""The signed SendGrid event webhook, unsubscribes and suppressions, end to end through the web app."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from mailer import campaigns, events, mailouts
+from mailer.config import Settings
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store import Database
+from mailer.store.models import Event, Message, Supporter, Suppression
+from mailer.supporters import import_supporters
+from mailer.tokens import TokenSigner
+from mailer.web import create_app
+from tests.factories import supporters_csv
+from tests.web.conftest import csrf_of
+
+VECTOR = json.loads(
+    (Path(__file__).parent / "fakes" / "sendgrid" / "event-webhook-test-vector.json").read_text()
+)
+NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+
+class Signer:
+    """A key pair of the test's own, standing in for SendGrid's."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public = base64.b64encode(der).decode()
+
+    def headers(self, body: bytes, timestamp: int) -> dict[str, str]:
+        signature = self.key.sign(str(timestamp).encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
+            "Content-Type": "application/json",
+        }
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+def sent(env: dict[str, str], tmp_path: Path, db: Database, signer: Signer) -> Runtime:
+    """40 supporters, one finished mailout through the outbox, a webhook key of our own."""
+    settings = Settings.from_env(env | {"MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public}, cwd=tmp_path)
+    runtime = Runtime(settings)
+    runtime.__dict__["db"] = db
+    runtime.clock = lambda: NOW
+    campaigns.load_campaign(db, demo_dir() / "campaigns" / "protect-hrds-iraq")
+    supporters_csv(tmp_path / "people.csv", 40)
+    import_supporters(db, tmp_path / "people.csv")
+    mailouts.launch_mailout(db, runtime.backend, "protect-hrds-iraq", {}, {})
+    return runtime
+
+
+@pytest.fixture
+def web(sent: Runtime) -> FlaskClient:
+    app: Flask = create_app(sent)
+    return app.test_client()
+
+
+def message_ids(runtime: Runtime) -> list[int]:
+    with runtime.db.session() as session:
+        return list(session.scalars(select(Message.id).order_by(Message.id)))
+
+
+def event(message_id: int, name: str, timestamp: int, event_id: str, **extra: object) -> dict[str, object]:
+    return {
+        "email": f"supporter{message_id - 1:05d}@example.org",
+        "event": name,
+        "timestamp": timestamp,
+        "sg_event_id": event_id,
+        "sg_message_id": f"abc.filter{message_id}",
+        "mailer_message": str(message_id),
+        **extra,
+    }
+
+
+def post(
+    web: FlaskClient, signer: Signer, batch: list[dict[str, object]], timestamp: int | None = None
+) -> int:
+    body = json.dumps(batch).encode()
+    when = timestamp if timestamp is not None else int(NOW.timestamp())
+    return web.post("/webhooks/sendgrid", data=body, headers=signer.headers(body, when)).status_code
+
+
+def count(runtime: Runtime, model: type) -> int:
+    with runtime.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_sendgrid_published_example_is_accepted() -> None:
+    verifier = events.WebhookVerifier(VECTOR["public_key"], max_age=0)
+    batch = verifier.verify(VECTOR["payload"].encode(), VECTOR["signature"], VECTOR["timestamp"], NOW)
+    assert batch
+    with pytest.raises(events.WebhookRejected):
+        verifier.verify(VECTOR["payload"].encode() + b" ", VECTOR["signature"], VECTOR["timestamp"], NOW)
+    with pytest.raises(events.WebhookRejected, match="too old"):
+        events.WebhookVerifier(VECTOR["public_key"], max_age=600).verify(
+            VECTOR["payload"].encode(), VECTOR["signature"], VECTOR["timestamp"], NOW
+        )
+
+
+def test_replayed_and_reordered_batches_change_each_message_once(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    first, second, third = message_ids(sent)[:3]
+    batch = [
+        event(first, "delivered", 1000, "e1"),
+        event(second, "bounce", 1000, "e2", type="bounce"),
+        event(third, "processed", 900, "e3"),
+    ]
+    assert post(web, signer, batch) == 200
+    assert post(web, signer, batch) == 200  # SendGrid retries: nothing new
+    late = [event(second, "delivered", 2000, "e4"), event(third, "delivered", 950, "e5")]  # out of order
+    assert post(web, signer, late) == 200
+    with sent.db.session() as session:
+        states = {
+            m.id: m.delivery
+            for m in session.scalars(select(Message).where(Message.id.in_([first, second, third])))
+        }
+        assert states == {first: "delivered", second: "bounced", third: "delivered"}  # a bounce is not undone
+        assert session.scalar(select(func.count()).select_from(Event)) == 5
+        reasons = {(s.email_key, s.reason) for s in session.scalars(select(Suppression))}
+    assert reasons == {(f"supporter{second - 1:05d}@example.org", "hard_bounce")}
+
+
+def test_the_same_batch_delivered_concurrently_is_stored_once(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    ids = message_ids(sent)
+    batch = [event(i, "delivered", 1000, f"c{i}") for i in ids[:20]]
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(post(web, signer, batch))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200] * 4
+    assert count(sent, Event) == 20
+
+
+def test_retried_events_with_a_new_id_are_recognised(web: FlaskClient, sent: Runtime, signer: Signer) -> None:
+    target = message_ids(sent)[0]
+    without_id = event(target, "delivered", 1000, "")
+    assert post(web, signer, [without_id]) == 200
+    assert post(web, signer, [without_id]) == 200
+    assert count(sent, Event) == 1
+
+
+def test_forged_stale_and_oversize_requests_change_nothing(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    target = message_ids(sent)[0]
+    body = json.dumps([event(target, "spamreport", 1000, "f1")]).encode()
+    assert (
+        web.post(
+            "/webhooks/sendgrid", data=body, headers=Signer().headers(body, int(NOW.timestamp()))
+        ).status_code
+        == 403
+    )
+    assert web.post("/webhooks/sendgrid", data=body).status_code == 403
+    stale = int(NOW.timestamp()) - 3600
+    assert web.post("/webhooks/sendgrid", data=body, headers=signer.headers(body, stale)).status_code == 403
+    big = b"[" + b" " * (events.MAX_WEBHOOK_BYTES + 10) + b"]"
+    assert (
+        web.post(
+            "/webhooks/sendgrid", data=big, headers=signer.headers(big, int(NOW.timestamp()))
+        ).status_code
+        == 413
+    )
+    assert count(sent, Event) == 0
+    assert count(sent, Suppression) == 0
+
+
+def test_events_for_messages_we_never_sent_are_kept_for_audit(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    assert post(web, signer, [event(999_999, "spamreport", 1000, "x1")]) == 200
+    with sent.db.session() as session:
+        (stored,) = session.scalars(select(Event))
+        assert stored.message_id is None
+        assert stored.payload["mailer_message"] == "999999"
+    assert count(sent, Suppression) == 0
+
+
+def test_an_unknown_message_is_resolved_by_its_events(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    target = message_ids(sent)[0]
+    with sent.db.session() as session:
+        session.get(Message, target).status = "unknown"  # type: ignore[union-attr]
+    assert post(web, signer, [event(target, "delivered", 1000, "u1")]) == 200
+    with sent.db.session() as session:
+        assert session.get(Message, target).status == "sent"  # type: ignore[union-attr]
+
+
+def test_complaints_past_the_threshold_pause_the_mailout(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    ids = message_ids(sent)
+    with sent.db.session() as session:  # imagine it is still running
+        from mailer.store.models import Mailout
+
+        session.scalars(select(Mailout)).one().status = "running"
+    assert post(web, signer, [event(ids[0], "spamreport", 1000, "s1")]) == 200
+    status = mailouts.mailout_status(sent.db, 1)
+    assert status.status == "paused"
+    assert "complaint rate" in (status.to_json()["status_reason"] or "")
+    report = events.mailout_report(sent.db, 1)
+    assert report["total"]["complained"] == 1
+
+
+def unsubscribe_token(runtime: Runtime, message_id: int) -> str:
+    with runtime.db.session() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        return TokenSigner(runtime.settings.secret_keys).sign(
+            "unsubscribe", {"s": message.supporter_id, "m": message.id}
+        )
+
+
+def subscribed(runtime: Runtime, message_id: int) -> bool:
+    with runtime.db.session() as session:
+        message = session.get(Message, message_id)
+        supporter = session.get(Supporter, message.supporter_id)  # type: ignore[union-attr]
+        return bool(supporter.subscribed)  # type: ignore[union-attr]
+
+
+def test_a_get_never_unsubscribes_the_button_does(web: FlaskClient, sent: Runtime) -> None:
+    target = message_ids(sent)[1]  # an Arabic reader
+    token = unsubscribe_token(sent, target)
+    page = web.get(f"/u/{token}")
+    assert page.status_code == 200
+    assert 'lang="ar" dir="rtl"' in page.get_data(as_text=True)
+    assert subscribed(sent, target)
+    done = web.post(f"/u/{token}", data={"csrf_token": csrf_of(page.get_data(as_text=True))})
+    assert done.status_code == 200
+    assert not subscribed(sent, target)
+    again = web.post(f"/u/{token}", data={"csrf_token": csrf_of(page.get_data(as_text=True))})
+    assert again.status_code == 200
+    assert count(sent, Suppression) == 1
+
+
+def test_one_click_post_exactly_as_a_mail_provider_sends_it(sent: Runtime, web: FlaskClient) -> None:
+    target = message_ids(sent)[2]
+    response = web.post(
+        f"/u/{unsubscribe_token(sent, target)}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert not subscribed(sent, target)
+    assert events.mailout_report(sent.db, 1)["total"]["unsubscribed"] == 1
+
+
+def test_forged_tokens_get_the_same_answer(web: FlaskClient, sent: Runtime) -> None:
+    real = web.post(
+        f"/u/{unsubscribe_token(sent, message_ids(sent)[3])}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    forged = web.post(
+        "/u/not.a.token",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (real.status_code, real.get_data()) == (forged.status_code, forged.get_data())
+    assert web.get("/u/not.a.token").status_code == 200
+
+
+def test_tokens_signed_with_the_previous_key_still_work(sent: Runtime) -> None:
+    old = TokenSigner(("old-key-0123456789abcdef",)).sign("unsubscribe", {"s": 1, "m": 1})
+    rotated = TokenSigner(("new-key-0123456789abcdef", "old-key-0123456789abcdef"))
+    assert events.read_unsubscribe_token(sent.db, rotated, old) is not None
+
+
+def test_unsubscribed_supporters_are_left_out_of_later_mailouts(
+    web: FlaskClient, sent: Runtime, tmp_path: Path
+) -> None:
+    target = message_ids(sent)[0]
+    web.post(
+        f"/u/{unsubscribe_token(sent, target)}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    import_supporters(sent.db, tmp_path / "people.csv")  # a re-import never resubscribes
+    result = mailouts.launch_mailout(sent.db, sent.backend, "protect-hrds-iraq", {"locale": ["en"]}, {})
+    assert result.new_messages == 9  # the ten English readers but the one who left
+
+
+def test_suppressions_export_neutralises_formulas() -> None:
+    text = events.export_suppressions_csv(
+        [
+            {
+                "email": '=HYPERLINK("http://evil.example.com")',
+                "scope": "supporter",
+                "reason": "manual",
+                "source": "+x",
+                "created_at": "2026",
+            },
+        ]
+    )
+    assert "'=HYPERLINK" in text
+    assert ",'+x," in text
