@@ -154,3 +154,26 @@ def test_preview_side_by_side(loaded: dict[str, str], tmp_path: Path) -> None:
     assert '<section class="column" lang="ckb" dir="rtl">' in index
     assert '<iframe src="kmr.html"' in index
     assert 'dir="rtl"' in (tmp_path / "preview" / "ar.html").read_text(encoding="utf-8")
+
+
+def test_suppressions_and_reports_from_the_command_line(loaded: dict[str, str], tmp_path: Path) -> None:
+    assert mailer(["suppressions", "add", "supporter00001@example.org"], loaded, tmp_path).returncode == 0
+    listed = json.loads(mailer(["suppressions", "list", "--json"], loaded, tmp_path).stdout)
+    assert [(s["email"], s["reason"]) for s in listed] == [("supporter00001@example.org", "manual")]
+    launched = last_json(
+        mailer(["mailout", "launch", "protect-hrds-iraq", "--json"], loaded, tmp_path).stdout
+    )
+    assert launched["total"] == 19
+    report = json.loads(mailer(["mailout", "report", str(launched["id"]), "--json"], loaded, tmp_path).stdout)
+    assert report["total"]["sent"] == 19
+    assert set(report["locales"]) == {"en", "ar", "ckb", "kmr"}
+    campaign = json.loads(
+        mailer(["campaign", "report", "protect-hrds-iraq", "--json"], loaded, tmp_path).stdout
+    )
+    assert campaign["mailouts"][0]["id"] == launched["id"]
+    exported = mailer(["suppressions", "export"], loaded, tmp_path).stdout
+    assert exported.splitlines()[0] == "email,scope,reason,source,created_at"
+    removed = mailer(["suppressions", "remove", "supporter00001@example.org"], loaded, tmp_path)
+    assert removed.returncode == 0
+    bad = mailer(["suppressions", "add", "x@example.org", "--scope", "planet"], loaded, tmp_path)
+    assert bad.returncode == 1

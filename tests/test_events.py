@@ -321,3 +321,81 @@ def test_suppressions_export_neutralises_formulas() -> None:
     )
     assert "'=HYPERLINK" in text
     assert ",'+x," in text
+
+
+def test_unsubscribe_while_the_message_is_still_queued(
+    env: dict[str, str], tmp_path: Path, db: Database
+) -> None:
+    from tests.test_ledger import Queue
+
+    runtime = Runtime(Settings.from_env(env, cwd=tmp_path))
+    runtime.__dict__["db"] = db
+    queue = Queue()
+    runtime.__dict__["backend"] = queue
+    campaigns.load_campaign(db, demo_dir() / "campaigns" / "protect-hrds-iraq")
+    supporters_csv(tmp_path / "people.csv", 8)
+    import_supporters(db, tmp_path / "people.csv")
+    mailouts.launch_mailout(db, queue, "protect-hrds-iraq", {}, {})
+    first = message_ids(runtime)[0]
+    client = create_app(runtime).test_client()
+    client.post(
+        f"/u/{unsubscribe_token(runtime, first)}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    for batch in queue.take():
+        runtime.send_batch(batch)
+    files = list(runtime.settings.outbox_dir.glob("*.eml"))
+    assert len(files) == 7
+    assert not any(f.name.startswith(f"alert-{first:07d}-") for f in files)
+
+
+def test_a_bounced_official_stops_receiving_letters(runtime: Runtime) -> None:
+    from mailer import letters
+    from mailer.store.models import Target
+    from mailer.targets import import_targets, list_targets
+
+    runtime.clock = lambda: NOW
+    campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
+    import_targets(runtime.db, demo_dir() / "officials.yaml")
+    raw = {
+        "name": "Sarah Miller",
+        "email": "sarah@example.org",
+        "governorate": "",
+        "share": "name",
+        "subject": "Drop the lawsuits",
+        "body": "Please drop them.",
+        "note": "",
+    }
+    started = letters.start_letter(
+        runtime.db,
+        runtime.backend,
+        runtime.signer,
+        letters.check_form(raw, "protect-hrds-iraq", "en"),
+        clock=runtime.clock,
+    )
+    letters.confirm_letter_id(runtime.db, runtime.backend, started.letter_id, clock=runtime.clock)
+    with runtime.db.session() as session:
+        target = session.scalars(select(Target).where(Target.slug == "supreme-judicial-council")).one()
+        letter_message = session.scalars(select(Message).where(Message.target_id == target.id)).one()
+        bounce = {
+            "email": target.email,
+            "event": "bounce",
+            "type": "bounce",
+            "timestamp": 1000,
+            "sg_event_id": "b1",
+            "mailer_message": str(letter_message.id),
+        }
+    stored = events.store_events(runtime.db, [bounce], NOW)
+    events.apply_events(runtime.db, stored, NOW)
+    officials = {t["slug"]: t["status"] for t in list_targets(runtime.db)}
+    assert officials["supreme-judicial-council"] == "bounced"
+    again = letters.start_letter(
+        runtime.db,
+        runtime.backend,
+        runtime.signer,
+        letters.check_form(raw | {"email": "other@example.org"}, "protect-hrds-iraq", "en"),
+        clock=runtime.clock,
+    )
+    confirmed = letters.confirm_letter_id(runtime.db, runtime.backend, again.letter_id, clock=runtime.clock)
+    assert confirmed.targets == 3  # the bounced official is no longer written to
