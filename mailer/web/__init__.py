@@ -50,7 +50,6 @@ def create_app(runtime: Runtime) -> Flask:
         MAX_CONTENT_LENGTH=events.MAX_WEBHOOK_BYTES,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    csrf = CSRFProtect(app)
     backend_url = runtime.settings.broker_url or "memory://"
     limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(backend_url))
     used_challenges = storage.storage_from_string(backend_url)
@@ -85,6 +84,9 @@ def create_app(runtime: Runtime) -> Flask:
         # Pages take small forms; only the event webhook may send a large body.
         if request.path != "/webhooks/sendgrid":
             request.max_content_length = FORM_MAX_BYTES
+
+    # After the size limit above: CSRFProtect reads the form in a before_request of its own.
+    csrf = CSRFProtect(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:
