@@ -497,9 +497,7 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
                 "title": target.title[code],
                 "body_html": text.html,
                 "body_text": text.text,
-                "note": letter.note,
-                "note_html": _plain_html(letter.note),
-                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+                **_note_context(letter, code),
                 "signature": _signature(letter, supporter, code),
                 "campaign_title": title,
             },
@@ -522,91 +520,83 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
     return composed
 
 
-def compose_confirmations(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
-    """The email that shows the supporter exactly what will be sent to whom, with the signed link."""
+def _note_context(letter: Letter, code: str) -> dict[str, str]:
+    return {
+        "note": letter.note,
+        "note_html": _plain_html(letter.note),
+        "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+    }
+
+
+def _compose_to_supporters(
+    session: Session,
+    messages: list[Message],
+    context: ComposeContext,
+    kind: str,
+    details: Callable[[Session, Letter, ComposeContext], dict[str, Any]],
+) -> Composed:
+    """Emails to the supporter who wrote each letter, in their language, from the campaign's address."""
     composed = Composed()
+    sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
     for message in messages:
         letter = repo.get_letter(session, message.letter_id or 0)
         supporter = session.get(Supporter, letter.supporter_id)
         if supporter is None:
             composed.skipped.append((message.id, "the supporter is gone"))
             continue
-        code = letter.locale
-        groups = []
-        targets = repo.active_targets(session, letter.targets)
-        for target_code in dict.fromkeys(t.letter_locale for t in targets):
-            locale = get_locale(target_code)
-            text = _letter_text(session, letter, target_code)
-            groups.append(
-                {
-                    "locale": locale,
-                    "language": locale.native_name,
-                    "subject": text.subject,
-                    "body_html": text.html,
-                    "body_text": text.text,
-                    "officials": [_official(t, code) for t in targets if t.letter_locale == target_code],
-                }
-            )
-        token = confirmation_token(context.signer, letter.id)
-        email = context.renderer.render_email(
-            "confirm",
-            {
-                "name": letter.name,
-                "groups": groups,
-                "confirm_url": f"{context.sender.base_url}/confirm/{token}",
-                "note": letter.note,
-                "note_html": _plain_html(letter.note),
-                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
-            },
-            code,
-        )
-        sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
-        composed.parcels.append(
-            _single(
-                message,
-                email,
-                context,
-                Address(letter.name, addr_spec=supporter.email),
-                sender,
-                kind="confirm",
-            )
-        )
+        values = {
+            "name": letter.name,
+            **_note_context(letter, letter.locale),
+            **details(session, letter, context),
+        }
+        email = context.renderer.render_email(kind, values, letter.locale)
+        to = Address(letter.name, addr_spec=supporter.email)
+        composed.parcels.append(_single(message, email, context, to, sender, kind=kind))
     return composed
+
+
+def _confirmation_details(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+    """Exactly what will be sent to whom: each language's letter, with the officials who get it."""
+    targets = repo.active_targets(session, letter.targets)
+    groups = []
+    for target_code in dict.fromkeys(t.letter_locale for t in targets):
+        locale = get_locale(target_code)
+        text = _letter_text(session, letter, target_code)
+        officials = [_official(t, letter.locale) for t in targets if t.letter_locale == target_code]
+        groups.append(
+            {
+                "locale": locale,
+                "language": locale.native_name,
+                "subject": text.subject,
+                "body_html": text.html,
+                "body_text": text.text,
+                "officials": officials,
+            }
+        )
+    token = confirmation_token(context.signer, letter.id)
+    return {"groups": groups, "confirm_url": f"{context.sender.base_url}/confirm/{token}"}
+
+
+def _copy_details(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+    """The supporter's own letter, and the officials it goes to."""
+    text = _letter_text(session, letter, letter.locale)
+    targets = repo.active_targets(session, letter.targets)
+    return {
+        "officials": [_official(t, letter.locale) for t in targets],
+        "subject": text.subject,
+        "body_html": text.html,
+        "body_text": text.text,
+    }
+
+
+def compose_confirmations(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+    """The email that shows the supporter exactly what will be sent to whom, with the signed link."""
+    return _compose_to_supporters(session, messages, context, "confirm", _confirmation_details)
 
 
 def compose_copies(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
     """The supporter's copy, in their language, naming the officials it goes to."""
-    composed = Composed()
-    for message in messages:
-        letter = repo.get_letter(session, message.letter_id or 0)
-        supporter = session.get(Supporter, letter.supporter_id)
-        if supporter is None:
-            composed.skipped.append((message.id, "the supporter is gone"))
-            continue
-        code = letter.locale
-        text = _letter_text(session, letter, code)
-        targets = repo.active_targets(session, letter.targets)
-        email = context.renderer.render_email(
-            "copy",
-            {
-                "name": letter.name,
-                "officials": [_official(t, code) for t in targets],
-                "subject": text.subject,
-                "body_html": text.html,
-                "body_text": text.text,
-                "note": letter.note,
-                "note_html": _plain_html(letter.note),
-                "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
-            },
-            code,
-        )
-        sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
-        composed.parcels.append(
-            _single(
-                message, email, context, Address(letter.name, addr_spec=supporter.email), sender, kind="copy"
-            )
-        )
-    return composed
+    return _compose_to_supporters(session, messages, context, "copy", _copy_details)
 
 
 COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}
