@@ -24,7 +24,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy.orm import Session
 
 from mailer.errors import N_, ConfigError, MailerError
-from mailer.locales import LOCALE_CODES as LOCALE_ORDER
+from mailer.locales import LOCALE_CODES
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Message, Supporter, Target
@@ -340,7 +340,7 @@ def mailout_report(db: Database, mailout_id: int) -> dict[str, Any]:
         status = mailout.status
     per_locale: dict[str, dict[str, int]] = {}
     for code in sorted(
-        set(ledger) | set(delivery), key=lambda c: list(LOCALE_ORDER).index(c) if c in LOCALE_ORDER else 99
+        set(ledger) | set(delivery), key=lambda c: LOCALE_CODES.index(c) if c in LOCALE_CODES else 99
     ):
         states, reported = ledger.get(code, {}), delivery.get(code, {})
         per_locale[code] = {

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
-from mailer.content import markdown_to_html, markdown_to_text
-from mailer.errors import N_, MailerError
+from mailer.content import markdown_to_html, markdown_to_text, substitute
+from mailer.errors import N_, MailerError, NotFoundError
 from mailer.governorates import find_governorate, governorate_name
-from mailer.locales import get_locale
+from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import PreparedEmail
 from mailer.sending import ComposeContext, Composed, Parcel
 from mailer.store import Database
@@ -610,3 +610,62 @@ def locale_of_link(db: Database, signer: TokenSigner, token: str) -> str | None:
             return repo.get_letter(session, letter_id).locale
     except (InvalidToken, KeyError, TypeError, ValueError, MailerError):
         return None
+
+
+@dataclass(frozen=True)
+class ActionPage:
+    """What the action page of a campaign shows in one language."""
+
+    slug: str
+    title: str
+    alert_html: str
+    subject: str
+    body: str
+    fixed: list[tuple[str, str]]  # (title, institution) of the officials every letter reaches
+    local: list[
+        tuple[str, list[tuple[str, str]]]
+    ]  # (governorate, officials) for the ones chosen by governorate
+    sent: int
+    locales: list[str]  # the languages this page exists in
+
+
+def action_page(db: Database, slug: str, code: str, greeting_name: str) -> ActionPage:
+    """The page's content; NotFoundError when the campaign has no alert or letter in this language."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        kinds = repo.content_kinds(session, campaign.id)
+        available = [c for c in LOCALE_CODES if ("alert", c) in kinds and ("letter", c) in kinds]
+        if code not in available:
+            raise NotFoundError(N_("the campaign has no %(kind)s in %(code)s"), kind="letter", code=code)
+        alert = repo.get_content(session, campaign.id, "alert", code)
+        letter = repo.get_content(session, campaign.id, "letter", code)
+        targeting = campaign_targeting(campaign)
+        fixed = repo.active_targets(session, list(targeting.fixed))
+        local = [
+            (g, repo.active_targets(session, list(slugs))) for g, slugs in targeting.by_governorate.items()
+        ]
+        sent = repo.letters_sent_count(session, campaign.id)
+        title = campaign.title.get(code) or campaign.title[campaign.default_locale]
+    values = {
+        "first_name": greeting_name,
+        "name": greeting_name,
+        "action_url": "#write",
+        "unsubscribe_url": "#",
+        "governorate": "",
+    }
+    alert_html = substitute(markdown_to_html(alert.body, get_locale(code).is_rtl), values, for_html=True)
+    return ActionPage(
+        slug=slug,
+        title=title,
+        alert_html=alert_html,
+        subject=letter.subject,
+        body=letter.body.strip(),
+        fixed=[(t.title[code], t.institution[code]) for t in fixed],
+        local=[
+            (governorate_name(g, code), [(t.title[code], t.institution[code]) for t in ts])
+            for g, ts in local
+            if ts
+        ],
+        sent=sent,
+        locales=available,
+    )

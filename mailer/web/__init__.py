@@ -23,14 +23,12 @@ from limits import parse, storage, strategies
 from sendgrid.helpers.eventwebhook import EventWebhookHeader
 from wtforms import ValidationError
 
-from mailer import events, letters
-from mailer.content import markdown_to_html, substitute
+from mailer import campaigns, events, letters
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.governorates import GOVERNORATES, governorate_name
 from mailer.i18n import format_number, translations
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
-from mailer.store import repository as repo
 
 FORM_MAX_BYTES = 64 * 1024
 CHALLENGE_MAX = 100_000  # a few hundred milliseconds of a phone's time
@@ -128,11 +126,10 @@ def create_app(runtime: Runtime) -> Flask:
     @app.get("/<locale>/")
     def campaign_list(locale: str) -> Any:
         page_locale(locale)
-        with runtime.db.session() as session:
-            rows = [
-                (c.slug, c.title.get(g.locale.code) or c.title[c.default_locale])
-                for c in repo.list_campaigns(session)
-            ]
+        rows = [
+            (c.slug, c.title.get(g.locale.code) or next(iter(c.title.values())))
+            for c in campaigns.list_campaigns(runtime.db)
+        ]
         return render("web/index.html", campaigns=rows)
 
     @app.get("/altcha/challenge")
@@ -162,51 +159,18 @@ def create_app(runtime: Runtime) -> Flask:
 
     def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
         code = g.locale.code
-        with runtime.db.session() as session:
-            campaign = repo.get_campaign(session, slug)
-            kinds = repo.content_kinds(session, campaign.id)
-            if ("alert", code) not in kinds or ("letter", code) not in kinds:
-                raise NotFoundError("no content in this language")
-            alert = repo.get_content(session, campaign.id, "alert", code)
-            letter = repo.get_content(session, campaign.id, "letter", code)
-            targeting = letters.campaign_targeting(campaign)
-            fixed = repo.active_targets(session, list(targeting.fixed))
-            local = {
-                g_: repo.active_targets(session, list(slugs))
-                for g_, slugs in targeting.by_governorate.items()
-            }
-            sent = repo.letters_sent_count(session, campaign.id)
-            title = campaign.title.get(code) or campaign.title[campaign.default_locale]
-            available = [
-                REGISTRY[c] for c in LOCALE_CODES if ("alert", c) in kinds and ("letter", c) in kinds
-            ]
-        friend = translations(code).gettext("friend")
-        alert_html = substitute(
-            markdown_to_html(alert.body, g.locale.is_rtl),
-            {
-                "first_name": friend,
-                "name": friend,
-                "action_url": "#write",
-                "unsubscribe_url": "#",
-                "governorate": "",
-            },
-            for_html=True,
-        )
+        page = letters.action_page(runtime.db, slug, code, translations(code).gettext("friend"))
         return {
             "slug": slug,
-            "campaign_title": title,
-            "alert_html": alert_html,
-            "available": available,
-            "values": {"subject": letter.subject, "body": letter.body.strip(), **values},
+            "campaign_title": page.title,
+            "alert_html": page.alert_html,
+            "available": [REGISTRY[c] for c in page.locales],
+            "values": {"subject": page.subject, "body": page.body, **values},
             "problems": problems,
-            "sent": sent,
-            "sent_text": format_number(sent, code),
-            "fixed": [(t.title[code], t.institution[code]) for t in fixed],
-            "local": [
-                (governorate_name(g_, code), [(t.title[code], t.institution[code]) for t in ts])
-                for g_, ts in local.items()
-                if ts
-            ],
+            "sent": page.sent,
+            "sent_text": format_number(page.sent, code),
+            "fixed": page.fixed,
+            "local": page.local,
             "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
             "token": request.args.get("t", values.get("t", "")),
         }
