@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from markupsafe import Markup
 
 from mailer.content import RLM, insert_markers, markdown_to_html, markdown_to_text, marker, substitute
 from mailer.errors import N_, RenderError
@@ -84,6 +85,8 @@ class Renderer:
                 keep_trailing_newline=False,
             )
             env.install_gettext_translations(translations(locale.code), newstyle=True)  # type: ignore[attr-defined]
+            # Numbers inside translated sentences, in the locale's digits: {{ ngettext(...)|digits }}.
+            env.filters["digits"] = partial(_localize_digits, locale)
             self._environments[locale.code] = env
         return env
 
@@ -154,6 +157,12 @@ class Renderer:
                 N_("alert template in %(code)s: %(reason)s"), code=locale.code, reason=str(err)
             ) from err
         return PreparedEmail(locale=locale, subject=subject, html=_inliner().inline(html), text=text + "\n")
+
+
+def _localize_digits(locale: Locale, value: object) -> object:
+    if isinstance(value, Markup):
+        return Markup(locale.localize_digits(str(value)))  # noqa: S704 - already escaped; only digits change
+    return locale.localize_digits(str(value))
 
 
 @cache

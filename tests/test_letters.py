@@ -117,6 +117,8 @@ def test_confirm_then_one_letter_per_official_in_their_language(rt: Runtime) -> 
     assert letter["Reply-To"].addresses[0].addr_spec == "shilan@example.org"
     (copy,) = outbox(rt, "copy")
     assert copy["Content-Language"] == "ckb"
+    copy_text = copy.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "٦" in copy_text  # six officials, in the digits Sorani readers use
 
     again = letters.confirm_letter(
         rt.db, rt.backend, rt.signer, confirm_link(confirmation), clock=lambda: MORNING
