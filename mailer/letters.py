@@ -29,7 +29,7 @@ from mailer.errors import N_, MailerError, NotFoundError
 from mailer.governorates import find_governorate, governorate_name
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import PreparedEmail
-from mailer.sending import ComposeContext, Composed, Parcel
+from mailer.sending import ComposeContext, Composed, Parcel, utc_now
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign, Letter, Message, Supporter, Target
@@ -200,7 +200,7 @@ def start_letter(
     clock: Clock | None = None,
 ) -> Started:
     """Store the letter and send the confirmation (or, for a proven address, confirm at once)."""
-    now = (clock or _now)()
+    now = (clock or utc_now)()
     with db.session() as session:
         campaign = repo.get_campaign(session, form.campaign)
         letter_content = repo.get_content(session, campaign.id, "letter", form.locale)
@@ -295,7 +295,7 @@ def confirm_letter(
 def confirm_letter_id(
     db: Database, backend: TaskBackend, letter_id: int, clock: Clock | None = None
 ) -> Confirmed:
-    now = (clock or _now)()
+    now = (clock or utc_now)()
     with db.session() as session:
         letter = repo.get_letter(session, letter_id)
         campaign = repo.get_campaign_by_id(session, letter.campaign_id)
@@ -352,7 +352,7 @@ def dispatch_letters(
 ) -> int:
     """Release what may go now on the letters queue: confirmations and copies at once; letters within
     sending hours and each official's hourly cap. The number of batches queued."""
-    now = (clock or _now)()
+    now = (clock or utc_now)()
     with db.session() as session:
         caps = _remaining_caps(session, now)
         ids = repo.mark_letters_dispatched(session, now, now - dt.timedelta(minutes=10), caps)
@@ -383,10 +383,6 @@ def _pacing_for_target(session: Session, target_id: int) -> Pacing:
 def letters_sent(db: Database, slug: str) -> int:
     with db.session() as session:
         return repo.letters_sent_count(session, repo.get_campaign(session, slug).id)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # Composing the emails (the send step calls these with the claimed rows of each kind)

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from mailer.campaigns import CampaignSpec
 
 
+def _changed(session: Session, statement: Any) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed (conditional updates: 0 means someone else won)."""
+    result = cast(CursorResult[Any], session.execute(statement))
+    return int(result.rowcount or 0)
+
+
 def _insert(session: Session) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL both do)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -262,41 +268,35 @@ def release_messages(session: Session, message_ids: Sequence[int], now: dt.datet
 
 def pause_mailout(session: Session, mailout_id: int, reason: str | None = None) -> bool:
     """running -> paused; True when this call paused it."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Mailout)
-            .where(Mailout.id == mailout_id, Mailout.status == "running")
-            .values(status="paused", status_reason=reason)
-        ),
+    result = _changed(
+        session,
+        update(Mailout)
+        .where(Mailout.id == mailout_id, Mailout.status == "running")
+        .values(status="paused", status_reason=reason),
     )
-    return bool(result.rowcount)
+    return bool(result)
 
 
 def set_mailout_status(session: Session, mailout_id: int, expected: Sequence[str], status: str) -> bool:
     """Change a mailout's status only from one of ``expected``; True when it changed."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Mailout)
-            .where(Mailout.id == mailout_id, Mailout.status.in_(list(expected)))
-            .values(status=status, status_reason=None)
-        ),
+    result = _changed(
+        session,
+        update(Mailout)
+        .where(Mailout.id == mailout_id, Mailout.status.in_(list(expected)))
+        .values(status=status, status_reason=None),
     )
-    return bool(result.rowcount)
+    return bool(result)
 
 
 def cancel_queued_messages(session: Session, mailout_id: int, now: dt.datetime) -> int:
     """Every message of a cancelled mailout still waiting becomes 'cancelled'."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Message)
-            .where(Message.mailout_id == mailout_id, Message.status == "queued")
-            .values(status="cancelled", updated_at=now)
-        ),
+    result = _changed(
+        session,
+        update(Message)
+        .where(Message.mailout_id == mailout_id, Message.status == "queued")
+        .values(status="cancelled", updated_at=now),
     )
-    return int(result.rowcount or 0)
+    return result
 
 
 def in_flight_count(session: Session, mailout_id: int) -> int:
@@ -356,29 +356,25 @@ def sweep_expired_claims(session: Session, claimed_before: dt.datetime, now: dt.
     """Rows left 'sending' by a dead worker: back to the queue if the provider was never called, else
     'unknown' (it may have left; never sent again automatically). Returns (requeued, unknown)."""
     expired = (Message.status == "sending", Message.claimed_at < claimed_before)
-    requeued = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Message)
-            .where(*expired, Message.provider_called_at.is_(None))
-            .values(
-                status="queued",
-                claimed_at=None,
-                dispatched_at=None,
-                attempts=Message.attempts - 1,
-                updated_at=now,
-            )
+    requeued = _changed(
+        session,
+        update(Message)
+        .where(*expired, Message.provider_called_at.is_(None))
+        .values(
+            status="queued",
+            claimed_at=None,
+            dispatched_at=None,
+            attempts=Message.attempts - 1,
+            updated_at=now,
         ),
     )
-    unknown = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Message)
-            .where(*expired, Message.provider_called_at.is_not(None))
-            .values(status="unknown", error="worker lost while the provider was being called", updated_at=now)
-        ),
+    unknown = _changed(
+        session,
+        update(Message)
+        .where(*expired, Message.provider_called_at.is_not(None))
+        .values(status="unknown", error="worker lost while the provider was being called", updated_at=now),
     )
-    return int(requeued.rowcount or 0), int(unknown.rowcount or 0)
+    return requeued, unknown
 
 
 def attempts_of(session: Session, ids: Sequence[int]) -> dict[int, int]:
@@ -429,15 +425,13 @@ def sample_provider_ids(session: Session, mailout_id: int) -> dict[str, str]:
 def finish_mailout_if_done(session: Session, mailout_id: int, now: dt.datetime) -> bool:
     """Mark a running mailout finished when no message is left to send; True when this call did it."""
     pending = exists().where(Message.mailout_id == mailout_id, Message.status.in_(("queued", "sending")))
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Mailout)
-            .where(Mailout.id == mailout_id, Mailout.status == "running", ~pending)
-            .values(status="finished", finished_at=now)
-        ),
+    result = _changed(
+        session,
+        update(Mailout)
+        .where(Mailout.id == mailout_id, Mailout.status == "running", ~pending)
+        .values(status="finished", finished_at=now),
     )
-    return bool(result.rowcount)
+    return bool(result)
 
 
 def segment_locales(session: Session, segment: Mapping[str, Sequence[str]]) -> set[str]:
@@ -498,15 +492,13 @@ def get_letter(session: Session, letter_id: int) -> Letter:
 
 def confirm_letter(session: Session, letter_id: int, now: dt.datetime) -> bool:
     """pending -> confirmed; True only for the call that confirmed it (a second click does nothing)."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Letter)
-            .where(Letter.id == letter_id, Letter.status == "pending")
-            .values(status="confirmed", confirmed_at=now)
-        ),
+    result = _changed(
+        session,
+        update(Letter)
+        .where(Letter.id == letter_id, Letter.status == "pending")
+        .values(status="confirmed", confirmed_at=now),
     )
-    return bool(result.rowcount)
+    return bool(result)
 
 
 def active_targets(session: Session, slugs: Sequence[str]) -> list[Target]:
