@@ -516,6 +516,7 @@ def mailout_launch(
     fallbacks = mailouts.parse_fallbacks(fallback or [])
     start = _parse_time(at) if at else None
     with runtime() as rt:
+        rt.check_can_send()  # before anything is written: a launch that cannot send leaves nothing behind
         if dry_run:
             plan = mailouts.plan_mailout(rt.db, slug, parsed_segment, fallbacks)
             _print_plan(plan, as_json)

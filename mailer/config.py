@@ -15,22 +15,25 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from mailer.errors import N_, ConfigError, LocaleError
+from mailer.fields import FieldProblem, check_line
 from mailer.locales import get_locale
 
 TransportName = Literal["outbox", "smtp", "sendgrid"]
 TRANSPORTS: tuple[TransportName, ...] = ("outbox", "smtp", "sendgrid")
 DEFAULT_SENDGRID_API_URL = "https://api.sendgrid.com"
+MIN_SECRET_LENGTH = 32
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about the engine; build it with :meth:`from_env`."""
 
-    database_url: str
-    broker_url: str | None = None
+    # URLs that may carry a password stay out of repr(): settings end up in logs and tracebacks.
+    database_url: str = field(repr=False)
+    broker_url: str | None = field(default=None, repr=False)
     transport: TransportName = "outbox"
     outbox_dir: Path = Path("outbox")
-    smtp_url: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)
     sendgrid_api_url: str = DEFAULT_SENDGRID_API_URL
     sendgrid_api_key: str | None = field(default=None, repr=False)
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -88,13 +91,23 @@ class Settings:
         # Several keys, newest first, so that keys can be rotated without breaking links already sent.
         secret_keys = tuple(k.strip() for k in (get("MAILER_SECRET_KEY") or "").split(",") if k.strip())
         for key in secret_keys:
-            if len(key) < 16:
+            if len(key) < MIN_SECRET_LENGTH:
                 raise ConfigError(
-                    N_("MAILER_SECRET_KEY: each comma-separated key must be at least 16 characters")
+                    N_("MAILER_SECRET_KEY: each comma-separated key must be at least %(min)d characters"),
+                    min=MIN_SECRET_LENGTH,
                 )
 
         base_url = (get("MAILER_BASE_URL") or "http://localhost:8000").rstrip("/")
         _check_url("MAILER_BASE_URL", base_url, ("http", "https"))
+        if get("MAILER_BASE_URL") is None and transport != "outbox":
+            # Every link in every email would point at the recipient's own machine.
+            raise ConfigError(
+                N_(
+                    "MAILER_BASE_URL is required when MAILER_TRANSPORT=%(transport)s: the public address "
+                    "of the action pages, such as https://act.example.org"
+                ),
+                transport=transport,
+            )
 
         from_email = get("MAILER_FROM_EMAIL") or "alerts@example.org"
         try:
@@ -104,9 +117,10 @@ class Settings:
                 N_("MAILER_FROM_EMAIL is not a valid address: %(reason)s"), reason=str(err)
             ) from err
 
-        from_name = get("MAILER_FROM_NAME") or "Solidarity Mailer"
-        if any(c in from_name for c in "\r\n"):
-            raise ConfigError(N_("MAILER_FROM_NAME must be one line"))
+        try:
+            from_name = check_line(get("MAILER_FROM_NAME") or "Solidarity Mailer", 100)
+        except FieldProblem as problem:
+            raise ConfigError(N_("MAILER_FROM_NAME: %(reason)s"), reason=problem) from problem
 
         max_age = _int_var(env, "MAILER_SENDGRID_WEBHOOK_MAX_AGE", 600, minimum=0)
         batch_size = _int_var(env, "MAILER_BATCH_SIZE", 500, minimum=1, maximum=1000)

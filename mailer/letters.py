@@ -4,16 +4,16 @@ language, pacing, and the copy to the supporter.
 A supporter writes once, in their own language. Each official receives the campaign's letter in the
 language that official reads (the supporter's own edits go to officials who read the supporter's
 language), with the supporter's personal note verbatim under a heading that says whose words they are.
-Nothing goes to an official before the supporter follows the signed link in the confirmation email, or
-arrives with a signed link from a mailout (their address is already proven).
+Nothing goes to an official before the supporter confirms from their own mailbox: the confirmation email
+carries a signed, expiring link to a page that shows the letter exactly as it will be sent, and only that
+page's button releases it. The email itself carries none of the form's text (a stranger could type
+anything into it), so the form cannot make our address send someone else's words to a stranger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -21,11 +21,11 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
 from mailer.content import markdown_to_html, markdown_to_text, substitute
 from mailer.errors import N_, MailerError, NotFoundError
+from mailer.fields import FieldProblem, check_address, check_line, check_text
 from mailer.governorates import find_governorate, governorate_name
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import PreparedEmail
@@ -42,10 +42,6 @@ SHARE_CHOICES = ("name_email", "name", "initials")
 BAGHDAD = ZoneInfo("Asia/Baghdad")
 CONFIRM_MAX_AGE = 2 * 24 * 3600  # seconds a confirmation link stays valid
 LIMITS = {"name": 100, "subject": 200, "body": 6000, "note": 2000}
-# Invisible characters that can disguise text: bidi embeddings, overrides and isolates, and zero-width ones.
-# The zero-width non-joiner (U+200C) is left alone: Kurdish and Persian spelling use it.
-_DISGUISE = re.compile("[\u200b\u200d\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
-_HTML = re.compile(r"<\s*[a-zA-Z!/?]")
 
 
 class FormError(MailerError):
@@ -76,33 +72,18 @@ def check_form(raw: Mapping[str, str], campaign: str, locale: str) -> LetterForm
     """Every field checked; all problems at once, each naming its field, nothing half-accepted."""
     problems: dict[str, MailerError] = {}
 
-    def text(field_name: str, required: bool = True, multiline: bool = False) -> str:
-        value = unicodedata.normalize("NFC", raw.get(field_name, "") or "").strip()
-        if multiline:
-            value = value.replace("\r\n", "\n")
-        if required and not value:
-            problems[field_name] = MailerError(N_("this field is required"))
-        elif len(value) > LIMITS[field_name]:
-            problems[field_name] = MailerError(
-                N_("at most %(max)d characters, please"), max=LIMITS[field_name]
-            )
-        elif not multiline and ("\n" in value or "\r" in value):
-            problems[field_name] = MailerError(N_("one line only, please"))
-        elif _DISGUISE.search(value) or any(unicodedata.category(c) == "Cc" and c != "\n" for c in value):
-            problems[field_name] = MailerError(N_("contains invisible control characters; please retype it"))
-        elif _HTML.search(value):
-            problems[field_name] = MailerError(N_("HTML is not allowed; please write plain text"))
-        return value
+    def checked(field_name: str, check: Callable[[], str]) -> str:
+        try:
+            return check()
+        except FieldProblem as problem:
+            problems[field_name] = problem
+            return ""
 
-    name = text("name")
-    subject = text("subject")
-    body = text("body", multiline=True)
-    note = text("note", required=False, multiline=True)
-    email = (raw.get("email") or "").strip()
-    try:
-        email = validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError:
-        problems["email"] = MailerError(N_("this is not a valid email address"))
+    name = checked("name", lambda: check_line(raw.get("name"), LIMITS["name"]))
+    subject = checked("subject", lambda: check_line(raw.get("subject"), LIMITS["subject"]))
+    body = checked("body", lambda: check_text(raw.get("body"), LIMITS["body"]))
+    note = checked("note", lambda: check_text(raw.get("note"), LIMITS["note"], required=False))
+    email = checked("email", lambda: check_address(raw.get("email")))
     governorate = None
     if (raw.get("governorate") or "").strip():
         governorate = find_governorate(raw["governorate"])
@@ -188,18 +169,16 @@ def targets_for(db: Database, slug: str, governorate: str | None) -> list[Target
 @dataclass(frozen=True)
 class Started:
     letter_id: int
-    confirmed: bool  # true when a signed mailout link made the confirmation needless
 
 
 def start_letter(
     db: Database,
     backend: TaskBackend,
-    signer: TokenSigner,
     form: LetterForm,
-    action_token: str | None = None,
     clock: Clock | None = None,
 ) -> Started:
-    """Store the letter and send the confirmation (or, for a proven address, confirm at once)."""
+    """Store the letter and send the confirmation to the address given. Nothing else changes: an
+    unconfirmed form neither subscribes anyone nor alters what we know of a supporter."""
     now = (clock or utc_now)()
     with db.session() as session:
         campaign = repo.get_campaign(session, form.campaign)
@@ -210,6 +189,8 @@ def start_letter(
         email_key = form.email.lower()
         supporter = repo.supporter_by_email_key(session, email_key)
         if supporter is None:
+            # Known from now on only as the writer of this letter: never mailed an alert unless they
+            # confirm with "keep me informed" ticked.
             supporter = Supporter(
                 email=form.email,
                 email_key=email_key,
@@ -217,12 +198,10 @@ def start_letter(
                 locale=form.locale,
                 governorate=form.governorate,
                 tags=[],
-                subscribed=form.opt_in,
+                subscribed=False,
             )
             session.add(supporter)
-        elif form.opt_in and not repo.is_suppressed(session, email_key, "supporter"):
-            supporter.subscribed = True
-        session.flush()
+            session.flush()
         edited = (form.subject, form.body.strip()) != (letter_content.subject, letter_content.body.strip())
         letter = Letter(
             campaign_id=campaign.id,
@@ -236,34 +215,21 @@ def start_letter(
             edited=edited,
             note=form.note,
             targets=[t.slug for t in targets],
+            opt_in=form.opt_in,
             status="pending",
             created_at=now,
         )
         session.add(letter)
         session.flush()
-        letter_id, supporter_id, campaign_id = letter.id, supporter.id, campaign.id
-        proven = _proven(signer, action_token, supporter_id, campaign_id)
-        if not proven:
-            repo.add_messages(
-                session,
-                [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now)],
-            )
-    if proven:
-        confirm_letter_id(db, backend, letter_id, clock)
-        return Started(letter_id, True)
+        letter_id = letter.id
+        # Always a confirmation from the mailbox: nothing puts a person's name before an official
+        # without it (a forwarded alert, a guessed address and a stolen link prove nothing).
+        repo.add_messages(
+            session,
+            [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter.id, form.locale, now)],
+        )
     dispatch_letters(db, backend, clock)
-    return Started(letter_id, False)
-
-
-def _proven(signer: TokenSigner, token: str | None, supporter_id: int, campaign_id: int) -> bool:
-    """A signed link from a mailout, for this supporter and campaign, proves the address."""
-    if not token:
-        return False
-    try:
-        payload = signer.verify("action", token)
-    except InvalidToken:
-        return False
-    return payload.get("s") == supporter_id and payload.get("c") == campaign_id
+    return Started(letter_id)
 
 
 def confirmation_token(signer: TokenSigner, letter_id: int) -> str:
@@ -300,6 +266,11 @@ def confirm_letter_id(
         letter = repo.get_letter(session, letter_id)
         campaign = repo.get_campaign_by_id(session, letter.campaign_id)
         first_time = repo.confirm_letter(session, letter_id, now)
+        if first_time and letter.opt_in:
+            # Consent from the mailbox itself; still never over an unsubscribe, a bounce or a complaint.
+            supporter = session.get(Supporter, letter.supporter_id)
+            if supporter is not None and not repo.is_suppressed(session, supporter.email_key, "supporter"):
+                supporter.subscribed = True
         if first_time:
             targets = repo.active_targets(session, letter.targets)
             rows = [
@@ -450,7 +421,6 @@ def _single(
         address=to,
         values={},
         message_id=f"<{kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
-        headers={"Reply-To": str(reply_to)} if reply_to else {},
     )
     bulk = BulkEmail(
         kind=kind,
@@ -463,6 +433,7 @@ def _single(
         date=context.now,
         recipients=[recipient],
         categories=(kind,),
+        reply_to=reply_to,  # built from its parts, never a string parsed again
     )
     return Parcel([message.id], None, bulk)
 
@@ -529,7 +500,8 @@ def _compose_to_supporters(
     messages: list[Message],
     context: ComposeContext,
     kind: str,
-    details: Callable[[Session, Letter, ComposeContext], dict[str, Any]],
+    values_for: Callable[[Session, Letter, ComposeContext], dict[str, Any]],
+    named: bool,
 ) -> Composed:
     """Emails to the supporter who wrote each letter, in their language, from the campaign's address."""
     composed = Composed()
@@ -540,25 +512,19 @@ def _compose_to_supporters(
         if supporter is None:
             composed.skipped.append((message.id, "the supporter is gone"))
             continue
-        values = {
-            "name": letter.name,
-            **_note_context(letter, letter.locale),
-            **details(session, letter, context),
-        }
-        email = context.renderer.render_email(kind, values, letter.locale)
-        to = Address(letter.name, addr_spec=supporter.email)
+        email = context.renderer.render_email(kind, values_for(session, letter, context), letter.locale)
+        to = Address(letter.name if named else "", addr_spec=supporter.email)
         composed.parcels.append(_single(message, email, context, to, sender, kind=kind))
     return composed
 
 
-def _confirmation_details(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
-    """Exactly what will be sent to whom: each language's letter, with the officials who get it."""
+def _letter_groups(session: Session, letter: Letter) -> list[dict[str, Any]]:
+    """Each language's letter, with the officials who get it (names in the supporter's language)."""
     targets = repo.active_targets(session, letter.targets)
     groups = []
     for target_code in dict.fromkeys(t.letter_locale for t in targets):
         locale = get_locale(target_code)
         text = _letter_text(session, letter, target_code)
-        officials = [_official(t, letter.locale) for t in targets if t.letter_locale == target_code]
         groups.append(
             {
                 "locale": locale,
@@ -566,18 +532,29 @@ def _confirmation_details(session: Session, letter: Letter, context: ComposeCont
                 "subject": text.subject,
                 "body_html": text.html,
                 "body_text": text.text,
-                "officials": officials,
+                "officials": [_official(t, letter.locale) for t in targets if t.letter_locale == target_code],
             }
         )
+    return groups
+
+
+def _confirmation_values(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+    """Who the letter goes to and the link, nothing that the form's writer typed: the address is not
+    proven yet, and the form must not be a way to send a stranger one's own words from our address."""
+    groups = [
+        {"language": g["language"], "officials": g["officials"]} for g in _letter_groups(session, letter)
+    ]
     token = confirmation_token(context.signer, letter.id)
     return {"groups": groups, "confirm_url": f"{context.sender.base_url}/confirm/{token}"}
 
 
-def _copy_details(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
-    """The supporter's own letter, and the officials it goes to."""
+def _copy_values(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+    """The supporter's own letter, and the officials it goes to (sent after they confirmed)."""
     text = _letter_text(session, letter, letter.locale)
     targets = repo.active_targets(session, letter.targets)
     return {
+        "name": letter.name,
+        **_note_context(letter, letter.locale),
         "officials": [_official(t, letter.locale) for t in targets],
         "subject": text.subject,
         "body_html": text.html,
@@ -586,26 +563,53 @@ def _copy_details(session: Session, letter: Letter, context: ComposeContext) -> 
 
 
 def compose_confirmations(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
-    """The email that shows the supporter exactly what will be sent to whom, with the signed link."""
-    return _compose_to_supporters(session, messages, context, "confirm", _confirmation_details)
+    """The email with the signed link to the page where the supporter reads and confirms the letter."""
+    return _compose_to_supporters(session, messages, context, "confirm", _confirmation_values, named=False)
 
 
 def compose_copies(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
     """The supporter's copy, in their language, naming the officials it goes to."""
-    return _compose_to_supporters(session, messages, context, "copy", _copy_details)
+    return _compose_to_supporters(session, messages, context, "copy", _copy_values, named=True)
 
 
 COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}
 
 
-def locale_of_link(db: Database, signer: TokenSigner, token: str) -> str | None:
-    """The language of the letter a confirmation link is for (to show its page in that language)."""
+def _letter_of_link(signer: TokenSigner, token: str) -> int | None:
     try:
-        letter_id = int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
-        with db.session() as session:
-            return repo.get_letter(session, letter_id).locale
-    except (InvalidToken, KeyError, TypeError, ValueError, MailerError):
+        return int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
+    except (InvalidToken, KeyError, TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class LetterPreview:
+    """The letter as it will be sent, shown on the confirmation page before the supporter says yes."""
+
+    locale: str
+    status: str
+    groups: list[dict[str, Any]]
+    note_html: str
+    signature: list[str]  # what every official sees of the writer
+
+
+def letter_preview(db: Database, signer: TokenSigner, token: str) -> LetterPreview | None:
+    """None for a link that is forged, expired or names no letter."""
+    letter_id = _letter_of_link(signer, token)
+    if letter_id is None:
+        return None
+    with db.session() as session:
+        letter = session.get(Letter, letter_id)
+        supporter = session.get(Supporter, letter.supporter_id) if letter else None
+        if letter is None or supporter is None:
+            return None
+        return LetterPreview(
+            locale=letter.locale,
+            status=letter.status,
+            groups=_letter_groups(session, letter),
+            note_html=_plain_html(letter.note),
+            signature=_signature(letter, supporter, letter.locale),
+        )
 
 
 @dataclass(frozen=True)

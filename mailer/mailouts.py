@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from mailer.errors import N_, LocaleError, MailerError, MailoutError
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
@@ -230,7 +232,8 @@ def launch_mailout(
     with db.session() as session:
         campaign = repo.get_campaign(session, slug)
         present = repo.content_kinds(session, campaign.id)
-        needed = repo.segment_locales(session, segment)
+        # The same count as the dry run's: whoever would get a message, and nobody suppressed.
+        needed = repo.count_segment_by_locale(session, segment)
         plan = _content_plan(campaign, present, [c for c in LOCALE_CODES if c in needed], fallbacks)
         mailout = repo.find_mailout(session, campaign.id, key)
         created = False
@@ -252,6 +255,7 @@ def launch_mailout(
         if mailout.status == "cancelled":
             raise MailoutError(N_("mailout %(id)d of this campaign and segment was cancelled"), id=mailout.id)
         mailout_id = mailout.id
+        repo.snapshot_alerts(session, mailout_id, campaign, plan.values())
         if at is not None and mailout.status == "draft":
             mailout.status, mailout.scheduled_at = "scheduled", at
 
@@ -269,6 +273,14 @@ def launch_mailout(
         repo.finish_mailout_if_done(session, mailout_id, clock())
         status = repo.get_mailout(session, mailout_id).status
     return LaunchResult(mailout_id, created, new_messages, batches, plan, status)
+
+
+def _snapshot_plan(session: Session, mailout: Mailout) -> dict[str, str]:
+    """The content plan of a launched mailout, from its snapshots: a campaign reloaded since (even
+    without a language) changes nothing; readers of a language it never had get nothing from it."""
+    taken = repo.snapshot_locales(session, mailout.id)
+    plan = {code: mailout.fallbacks.get(code, code) for code in LOCALE_CODES}
+    return {code: content for code, content in plan.items() if content in taken}
 
 
 def enumerate_recipients(
@@ -339,6 +351,7 @@ class SweepReport:
     started: list[int]
     requeued: int
     unknown: int
+    failed: int
     batches: int
     finished: list[int]
 
@@ -353,7 +366,7 @@ def sweep(
     """The periodic pass: settle expired claims, start scheduled mailouts, queue what is due."""
     now = clock()
     with db.session() as session:
-        requeued, unknown = repo.sweep_expired_claims(session, now - timing.claim_lease, now)
+        requeued, unknown, failed = repo.sweep_expired_claims(session, now - timing.claim_lease, now)
         scheduled = [
             m.id
             for m in repo.mailouts_with_status(session, ["scheduled"])
@@ -369,7 +382,7 @@ def sweep(
         for mailout_id in running:
             if repo.finish_mailout_if_done(session, mailout_id, clock()):
                 finished.append(mailout_id)
-    return SweepReport(started, requeued, unknown, batches, finished)
+    return SweepReport(started, requeued, unknown, failed, batches, finished)
 
 
 # Coordinator controls
@@ -405,13 +418,7 @@ def resume_mailout(
         repo.set_mailout_status(session, mailout_id, ["paused"], "running")
         # Tasks queued before the pause found nothing to claim and are gone: queue every waiting row again.
         repo.forget_dispatch(session, mailout_id)
-        campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
-        plan = _content_plan(
-            campaign,
-            repo.content_kinds(session, campaign.id),
-            [c for c in LOCALE_CODES if c in repo.segment_locales(session, mailout.segment)],
-            mailout.fallbacks,
-        )
+        plan = _snapshot_plan(session, mailout)
     enumerate_recipients(db, mailout_id, plan, clock, restart=False)  # a launch cut short goes on
     batches = dispatch_mailout(db, backend, mailout_id, clock, batch_size)
     with db.session() as session:

@@ -55,6 +55,12 @@ class Runtime:
             return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url)
         return OutboxTransport(settings.outbox_dir)
 
+    def check_can_send(self) -> None:
+        """What sending needs, checked before a launch writes anything (a dry run checks the same):
+        the signing keys for links, and a transport that can be built from the settings."""
+        self.settings.require_secret_keys()
+        _ = self.signer, self.transport
+
     @property
     def sender(self) -> sending.SenderIdentity:
         return sending.SenderIdentity(

@@ -101,10 +101,17 @@ class Parcel:
 
 @dataclass
 class Composed:
-    """What a composer made of a kind's rows: parcels to send, and rows not to send with why."""
+    """What a composer made of a kind's rows: parcels to send, rows not to send with why, and rows whose
+    composing raised (tried again later, up to a cap, then failed: one bad row never holds the rest)."""
 
     parcels: list[Parcel] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    broken: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, other: Composed) -> None:
+        self.parcels += other.parcels
+        self.skipped += other.skipped
+        self.broken += other.broken
 
 
 #: Builds the parcels for the claimed rows of one kind (alert, letter, confirm, copy), inside one transaction.
@@ -127,10 +134,11 @@ def compose_alerts(session: Session, messages: list[Message], context: ComposeCo
         mailout = repo.get_mailout(session, chunk[0].mailout_id or 0)
         campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
         code = chunk[0].content_locale
-        content = repo.get_content(session, campaign.id, "alert", code)
-        title = campaign.title.get(code, campaign.title[campaign.default_locale])
+        content = repo.mailout_alert(session, mailout, code)  # as it was at launch
         prepared = context.renderer.render_alert(
-            AlertContent(title, content.subject, content.preheader, content.body), code, context.now.date()
+            AlertContent(content.title, content.subject, content.preheader, content.body),
+            code,
+            context.now.date(),
         )
         recipients = [
             _recipient(m, supporters[m.supporter_id or 0], campaign, context.signer, context.sender)
@@ -160,18 +168,38 @@ def send_batch(
     context = dataclasses.replace(context, now=clock(), chunk_size=transport.chunk_size)
     with db.session() as session:
         messages = repo.get_messages(session, claimed)
+        attempts = {m.id: m.attempts for m in messages}
         composed = Composed()
         for kind, group in itertools.groupby(sorted(messages, key=lambda m: m.kind), key=lambda m: m.kind):
             rows = list(group)
             if kind not in composers:
                 composed.skipped += [(m.id, f"nothing composes messages of kind {kind}") for m in rows]
                 continue
-            part = composers[kind](session, rows, context)
-            composed.parcels += part.parcels
-            composed.skipped += part.skipped
+            composed.add(_compose_isolated(session, composers[kind], rows, context))
     mailout_ids = {m.mailout_id for m in messages if m.mailout_id}
-    _BatchRun(db, transport, clock, retry_base, composed, mailout_ids, result).run()
+    _BatchRun(db, transport, clock, retry_base, composed, mailout_ids, result, attempts).run()
     return result
+
+
+def _compose_isolated(
+    session: Session, composer: Composer, rows: list[Message], context: ComposeContext
+) -> Composed:
+    """Compose a kind's rows together; when that raises, each row alone, so that the row that cannot be
+    composed (a broken address, content gone) is set apart and its batch-mates go out."""
+    try:
+        with session.begin_nested():
+            return composer(session, rows, context)
+    except Exception:  # any failure of one row must not stop the others
+        log.warning("composing %d %s messages failed; composing them one by one", len(rows), rows[0].kind)
+    composed = Composed()
+    for row in rows:
+        try:
+            with session.begin_nested():
+                composed.add(composer(session, [row], context))
+        except Exception as err:
+            log.exception("message %d cannot be composed", row.id)
+            composed.broken.append((row.id, f"cannot be composed: {type(err).__name__}: {err}"[:500]))
+    return composed
 
 
 @dataclass
@@ -183,12 +211,15 @@ class _BatchRun:
     composed: Composed
     mailout_ids: set[int]
     result: BatchResult
+    attempts: dict[int, int]
 
     def run(self) -> None:
         db, clock = self.db, self.clock
         pending = [i for parcel in self.composed.parcels for i in parcel.message_ids]
         try:
             self._record([(i, "suppressed", {"error": reason}) for i, reason in self.composed.skipped])
+            now = clock()
+            self._record([(i, *self._retry_or_fail(i, reason, now)) for i, reason in self.composed.broken])
             for parcel in self.composed.parcels:
                 self._send(parcel)
                 done = set(parcel.message_ids)
@@ -227,17 +258,26 @@ class _BatchRun:
                 repo.release_messages(session, parcel.message_ids, self.clock())
             self.result.count("released", len(parcel.message_ids))
             raise
-        except Exception:
-            self._record(
-                [(i, "unknown", {"error": "unexpected error in the transport"}) for i in parcel.message_ids]
-            )
-            raise
-        with self.db.session() as session:
-            attempts = repo.attempts_of(session, parcel.message_ids)
+        except Exception as err:  # the provider may have it: never again automatically
+            log.exception("the %s transport failed on messages %s", self.transport.name, parcel.message_ids)
+            error = f"unexpected error in the transport: {type(err).__name__}: {err}"[:500]
+            self._record([(i, "unknown", {"error": error}) for i in parcel.message_ids])
+            return
         now = self.clock()
         self._record(
-            [(d.ledger_id, *self._ledger_values(d, attempts.get(d.ledger_id, 1), now)) for d in deliveries]
+            [
+                (d.ledger_id, *self._ledger_values(d, self.attempts.get(d.ledger_id, 1), now))
+                for d in deliveries
+            ]
         )
+
+    def _retry_or_fail(self, message_id: int, reason: str, now: dt.datetime) -> tuple[str, dict[str, Any]]:
+        """A row whose composing raised: again later (the claim counted an attempt), failed at the cap."""
+        attempts = self.attempts.get(message_id, 1)
+        if attempts >= repo.MAX_PREPARE_ATTEMPTS:
+            return "failed", {"error": f"gave up after {attempts} attempts: {reason}"}
+        not_before = now + retry_delay(attempts, None, self.retry_base)
+        return "queued", {"error": reason, "not_before": not_before, "dispatched_at": None}
 
     def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Write the outcomes of a parcel in one transaction."""
@@ -289,7 +329,6 @@ def _recipient(
 ) -> Recipient:
     code = message.content_locale
     unsubscribe_token = signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
-    action_token = signer.sign("action", {"s": supporter.id, "c": campaign.id})
     unsubscribe_url = f"{sender.base_url}/u/{unsubscribe_token}"
     mailto = f"mailto:{sender.from_email}?subject={quote('unsubscribe ' + unsubscribe_token)}"
     domain = sender.from_email.rpartition("@")[2]
@@ -300,7 +339,8 @@ def _recipient(
             "first_name": supporter.name.split()[0],
             "name": supporter.name,
             "governorate": governorate_name(supporter.governorate, code) if supporter.governorate else "",
-            "action_url": f"{sender.base_url}/{code}/{campaign.slug}?t={action_token}",
+            # No token: a forwarded alert must not let anyone act in this supporter's name.
+            "action_url": f"{sender.base_url}/{code}/{campaign.slug}",
             "unsubscribe_url": unsubscribe_url,
         },
         message_id=f"<{message.kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
-
 from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
+from mailer.fields import FieldProblem, check_address, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
@@ -26,8 +24,6 @@ OPTIONAL_COLUMNS = ("tags",)
 MAX_NAME = 200
 # Characters a spreadsheet would run as a formula when a cell starts with them.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
-# Format characters that are part of writing Kurdish and Arabic, and so allowed in names.
-ALLOWED_FORMAT_CHARS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
 
 
 @dataclass(frozen=True)
@@ -138,19 +134,10 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
 
 
 def _parse_row(row: int, cells: dict[str, str]) -> SupporterRow:
-    raw_email = cells["email"].strip()
-    if not raw_email:
-        raise ImportRowError(row, "email", N_("is empty"))
     try:
-        email = validate_email(raw_email, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise ImportRowError(
-            row,
-            "email",
-            N_("'%(value)s' is not a valid address: %(reason)s"),
-            value=raw_email,
-            reason=str(err),
-        ) from err
+        email = check_address(cells["email"])
+    except FieldProblem as problem:
+        raise ImportRowError(row, "email", problem.template, **problem.params) from problem
     name = _clean_name(row, cells["name"])
     try:
         locale = get_locale(cells["locale"]).code if cells["locale"].strip() else ""
@@ -177,24 +164,16 @@ def _parse_row(row: int, cells: dict[str, str]) -> SupporterRow:
 
 
 def _clean_name(row: int, raw: str) -> str:
-    name = unicodedata.normalize("NFC", raw).strip()
-    if not name:
-        raise ImportRowError(row, "name", N_("is empty"))
-    if "\r" in name or "\n" in name:
-        raise ImportRowError(row, "name", N_("contains a line break"))
-    for char in name:
-        category = unicodedata.category(char)
-        if category == "Cc" or (category == "Cf" and char not in ALLOWED_FORMAT_CHARS):
-            raise ImportRowError(
-                row, "name", N_("contains the invisible control character U+%(code)04X"), code=ord(char)
-            )
+    """The same check as the action form's (one shared validator), and no spreadsheet formula."""
+    try:
+        name = check_line(raw, MAX_NAME)
+    except FieldProblem as problem:
+        raise ImportRowError(row, "name", problem.template, **problem.params) from problem
     if name.startswith(FORMULA_PREFIXES):
         raise ImportRowError(
             row, "name", N_("starts with '%(char)s', like a spreadsheet formula"), char=name[0]
         )
-    if len(name) > MAX_NAME:
-        raise ImportRowError(row, "name", N_("is longer than %(max)d characters"), max=MAX_NAME)
-    return " ".join(name.split())
+    return name
 
 
 def merge_duplicates(rows: list[SupporterRow]) -> tuple[list[SupporterRow], int]:

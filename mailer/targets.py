@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from email_validator import EmailNotValidError, validate_email
 
 from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
+from mailer.fields import FieldProblem, check_address, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
@@ -20,6 +20,7 @@ from mailer.store import repository as repo
 from mailer.store.models import SLUG, Target
 
 STATUSES = ("active", "bounced", "retired")
+MAX_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,13 @@ def _names(entry: dict[str, Any], row: int, key: str) -> dict[str, str]:
     names: dict[str, str] = {}
     for code, text in value.items():
         try:
-            names[get_locale(str(code)).code] = str(text).strip()
+            locale = get_locale(str(code)).code
         except LocaleError as err:
             raise ImportRowError(row, key, err.template, **err.params) from err
+        try:  # names and titles go into headers (To:) and letters: the same check as every other field
+            names[locale] = check_line(str(text or ""), MAX_TEXT, required=False)
+        except FieldProblem as problem:
+            raise ImportRowError(row, f"{key}_{locale}", problem.template, **problem.params) from problem
     missing = [c for c in LOCALE_CODES if not names.get(c)]
     if missing:
         raise ImportRowError(row, key, N_("has no text in %(codes)s"), codes=", ".join(missing))
@@ -62,9 +67,9 @@ def parse_target(entry: Any, row: int) -> dict[str, Any]:
     if not SLUG.match(slug):
         raise ImportRowError(row, "slug", N_("must be 3-100 characters of a-z, 0-9 and -"))
     try:
-        email = validate_email(str(entry.get("email", "")), check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise ImportRowError(row, "email", N_("not a valid address: %(reason)s"), reason=str(err)) from err
+        email = check_address(str(entry.get("email", "")))
+    except FieldProblem as problem:
+        raise ImportRowError(row, "email", problem.template, **problem.params) from problem
     try:
         letter_locale = get_locale(str(entry.get("letter_locale", ""))).code
     except LocaleError as err:
@@ -135,13 +140,28 @@ def import_targets(db: Database, path: Path) -> TargetImportReport:
     entries = _read_entries(path)
     good: list[dict[str, Any]] = []
     rejected: list[ImportRowError] = []
+    first_row: dict[str, int] = {}
     for row, entry in enumerate(entries, start=1):
         if entry is None:
             continue
         try:
-            good.append(parse_target(entry, row))
+            values = parse_target(entry, row)
         except ImportRowError as err:
             rejected.append(err)
+            continue
+        if values["slug"] in first_row:
+            rejected.append(
+                ImportRowError(
+                    row,
+                    "slug",
+                    N_("'%(slug)s' is already used in row %(first)d of this file"),
+                    slug=values["slug"],
+                    first=first_row[values["slug"]],
+                )
+            )
+            continue
+        first_row[values["slug"]] = row
+        good.append(values)
     created = updated = 0
     with db.session() as session:
         existing = repo.targets_by_slug(session, (g["slug"] for g in good))

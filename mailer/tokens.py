@@ -1,4 +1,4 @@
-"""Signed tokens for links in emails (unsubscribe, confirmation, prefilled action pages).
+"""Signed tokens for links in emails (unsubscribe, confirmation).
 
 Tokens carry opaque ids only. Several keys may be configured (newest first): the newest signs, all verify,
 so keys can be rotated without breaking links already in people's inboxes.
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-Purpose = Literal["unsubscribe", "confirm", "action"]
+Purpose = Literal["unsubscribe", "confirm"]
 
 
 class InvalidToken(Exception):

@@ -370,7 +370,6 @@ def test_a_bounced_official_stops_receiving_letters(runtime: Runtime) -> None:
     started = letters.start_letter(
         runtime.db,
         runtime.backend,
-        runtime.signer,
         letters.check_form(raw, "protect-hrds-iraq", "en"),
         clock=runtime.clock,
     )
@@ -393,7 +392,6 @@ def test_a_bounced_official_stops_receiving_letters(runtime: Runtime) -> None:
     again = letters.start_letter(
         runtime.db,
         runtime.backend,
-        runtime.signer,
         letters.check_form(raw | {"email": "other@example.org"}, "protect-hrds-iraq", "en"),
         clock=runtime.clock,
     )

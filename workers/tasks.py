@@ -33,7 +33,12 @@ def sweep() -> dict[str, Any]:
     """The periodic pass (Celery beat): expired claims, scheduled starts, retries and lost tasks."""
     rt = runtime()
     report = rt.sweep()
-    return {"requeued": report.requeued, "unknown": report.unknown, "batches": report.batches}
+    return {
+        "requeued": report.requeued,
+        "unknown": report.unknown,
+        "failed": report.failed,
+        "batches": report.batches,
+    }
 
 
 @shared_task(name="mailer.apply_events")  # type: ignore[untyped-decorator]

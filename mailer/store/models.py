@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -153,6 +154,22 @@ class Mailout(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class MailoutContent(Base):
+    """The alert of a mailout in one content locale, as it was at launch: a campaign reloaded (or a
+    language taken out) while it runs changes nothing of what its recipients get."""
+
+    __tablename__ = "mailout_content"
+    __table_args__ = (UniqueConstraint("mailout_id", "locale"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    mailout_id: Mapped[int] = mapped_column(ForeignKey("mailout.id", ondelete="CASCADE"))
+    locale: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(300))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)
+
+
 class Letter(Base):
     """A supporter's letter to the officials of a campaign, waiting for (or past) the confirmation."""
 
@@ -170,6 +187,8 @@ class Letter(Base):
     edited: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(Text, default="")
     targets: Mapped[list[str]] = mapped_column(JSON)
+    # The supporter ticked "keep me informed": it takes effect only when they confirm from their mailbox.
+    opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(20), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -225,6 +244,9 @@ class Event(Base):
     event_type: Mapped[str] = mapped_column(String(30))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    # Set when the event's effects (delivery state, suppressions) were applied; the sweeper applies the
+    # rest, so that a lost task never loses a bounce or a complaint.
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -240,3 +262,16 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(30))
     source: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class Throttle(Base):
+    """Counters shared by every process of an installation: rate-limit windows and spent one-time proofs.
+
+    Keys are keyed hashes (never an address or an IP in clear) and expire; the sweeper deletes old ones.
+    """
+
+    __tablename__ = "throttle"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

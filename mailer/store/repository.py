@@ -19,6 +19,7 @@ from mailer.store.models import (
     Event,
     Letter,
     Mailout,
+    MailoutContent,
     Message,
     Supporter,
     Suppression,
@@ -205,6 +206,54 @@ def get_mailout(session: Session, mailout_id: int) -> Mailout:
     return mailout
 
 
+def snapshot_alerts(session: Session, mailout_id: int, campaign: Campaign, locales: Iterable[str]) -> None:
+    """Keep the campaign's alert in these locales as the mailout sends it; a snapshot taken is never
+    replaced (a relaunch after a reload adds only locales the mailout did not have)."""
+    rows = []
+    for code in sorted(set(locales)):
+        content = get_content(session, campaign.id, "alert", code)
+        rows.append(
+            {
+                "mailout_id": mailout_id,
+                "locale": code,
+                "title": campaign.title.get(code) or campaign.title[campaign.default_locale],
+                "subject": content.subject,
+                "preheader": content.preheader,
+                "body": content.body,
+            }
+        )
+    if rows:
+        statement = _insert(session)(MailoutContent).on_conflict_do_nothing(
+            index_elements=["mailout_id", "locale"]
+        )
+        session.execute(statement, rows)
+
+
+def mailout_alert(session: Session, mailout: Mailout, locale: str) -> MailoutContent:
+    """The alert a mailout sends in a locale: its snapshot (mailouts launched before snapshots existed
+    read the campaign's current content)."""
+    snapshot = session.scalar(
+        select(MailoutContent).where(MailoutContent.mailout_id == mailout.id, MailoutContent.locale == locale)
+    )
+    if snapshot is not None:
+        return snapshot
+    campaign = get_campaign_by_id(session, mailout.campaign_id)
+    content = get_content(session, campaign.id, "alert", locale)
+    title = campaign.title.get(locale) or campaign.title[campaign.default_locale]
+    return MailoutContent(
+        mailout_id=mailout.id,
+        locale=locale,
+        title=title,
+        subject=content.subject,
+        preheader=content.preheader,
+        body=content.body,
+    )
+
+
+def snapshot_locales(session: Session, mailout_id: int) -> set[str]:
+    return set(session.scalars(select(MailoutContent.locale).where(MailoutContent.mailout_id == mailout_id)))
+
+
 def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ledger rows, skipping those whose idempotency key exists; the number inserted."""
     if not rows:
@@ -352,21 +401,34 @@ def mailouts_with_status(session: Session, statuses: Sequence[str]) -> list[Mail
     )
 
 
-def sweep_expired_claims(session: Session, claimed_before: dt.datetime, now: dt.datetime) -> tuple[int, int]:
+#: A message that fails before reaching the provider (composing raises, the worker dies) the same way each
+#: time is given up after this many attempts, with its reason.
+MAX_PREPARE_ATTEMPTS = 3
+
+
+def sweep_expired_claims(
+    session: Session, claimed_before: dt.datetime, now: dt.datetime, max_attempts: int = MAX_PREPARE_ATTEMPTS
+) -> tuple[int, int, int]:
     """Rows left 'sending' by a dead worker: back to the queue if the provider was never called, else
-    'unknown' (it may have left; never sent again automatically). Returns (requeued, unknown)."""
+    'unknown' (it may have left; never sent again automatically). The claim that died counts as an attempt:
+    a row that kills its worker every time (a poison message) is 'failed' at ``max_attempts`` instead of
+    being tried forever. Returns (requeued, unknown, failed)."""
     expired = (Message.status == "sending", Message.claimed_at < claimed_before)
+    failed = _changed(
+        session,
+        update(Message)
+        .where(*expired, Message.provider_called_at.is_(None), Message.attempts >= max_attempts)
+        .values(
+            status="failed",
+            error="gave up: the worker stopped every time it prepared this message",
+            updated_at=now,
+        ),
+    )
     requeued = _changed(
         session,
         update(Message)
         .where(*expired, Message.provider_called_at.is_(None))
-        .values(
-            status="queued",
-            claimed_at=None,
-            dispatched_at=None,
-            attempts=Message.attempts - 1,
-            updated_at=now,
-        ),
+        .values(status="queued", claimed_at=None, dispatched_at=None, updated_at=now),
     )
     unknown = _changed(
         session,
@@ -374,12 +436,7 @@ def sweep_expired_claims(session: Session, claimed_before: dt.datetime, now: dt.
         .where(*expired, Message.provider_called_at.is_not(None))
         .values(status="unknown", error="worker lost while the provider was being called", updated_at=now),
     )
-    return requeued, unknown
-
-
-def attempts_of(session: Session, ids: Sequence[int]) -> dict[int, int]:
-    rows = session.execute(select(Message.id, Message.attempts).where(Message.id.in_(list(ids))))
-    return {message_id: attempts for message_id, attempts in rows}
+    return requeued, unknown, failed
 
 
 def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
@@ -432,12 +489,6 @@ def finish_mailout_if_done(session: Session, mailout_id: int, now: dt.datetime) 
         .values(status="finished", finished_at=now),
     )
     return bool(result)
-
-
-def segment_locales(session: Session, segment: Mapping[str, Sequence[str]]) -> set[str]:
-    """The locales of the supporters in a segment."""
-    rows = session.execute(select(Supporter.locale).where(*_segment_filter(segment)).distinct())
-    return {locale for (locale,) in rows}
 
 
 def suppressed_keys(session: Session, email_keys: Sequence[str], scope: str) -> set[str]:

@@ -11,18 +11,79 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any, Literal, Protocol
 
+import idna
+
 from mailer.content import substitute
 from mailer.errors import SendError
+from mailer.fields import ENCODED_WORD, forbidden_character
 
 # Long header lines are allowed up to RFC 5322's 998 characters: folding at 78 would turn a long
 # List-Unsubscribe URL into an encoded-word, which mail clients do not decode for that header.
-_POLICY = SMTP.clone(max_line_length=998)
+# refold_source="none": the headers we write are emitted exactly as we encoded them, never parsed again.
+_POLICY = SMTP.clone(max_line_length=998, refold_source="none")
+MAX_HEADER_TEXT = 998
+
+
+class UnsafeHeader(ValueError):
+    """A value cannot be written into a header as it is (a line break, a control character, too long)."""
+
+
+def header_text(value: str, what: str) -> str:
+    """``value`` when it can stand in a header as one line of text; :class:`UnsafeHeader` otherwise.
+
+    The ingress checks in :mod:`mailer.fields` refuse such values already; this is the last line, for
+    data that reached the store another way (an old row, a coordinator's file, a bug)."""
+    bad = forbidden_character(value)
+    if bad is not None:
+        raise UnsafeHeader(f"the {what} holds the control character U+{ord(bad):04X}")
+    if len(value) > MAX_HEADER_TEXT:
+        raise UnsafeHeader(f"the {what} is longer than {MAX_HEADER_TEXT} characters")
+    return value
+
+
+def encoded_text(value: str, what: str) -> str:
+    """Unstructured header text (a subject, a display name) as ASCII: plain when it is plain ASCII,
+    otherwise RFC 2047 encoded words that we make ourselves. Text that looks like an encoded word is
+    encoded too, so that a reader sees it literally and no parser decodes it into something else."""
+    text = header_text(value, what)
+    if text.isascii() and "=?" not in text:
+        return text
+    return Header(text, "utf-8").encode()
+
+
+def ascii_addr_spec(addr_spec: str) -> str:
+    """The address as every relay takes it: the local part must be ASCII, the domain goes as IDNA."""
+    local, _, domain = header_text(addr_spec, "address").rpartition("@")
+    if not local or not domain or not local.isascii() or any(c in local for c in ' <>(),;:"[]\\'):
+        raise UnsafeHeader(f"the address {addr_spec!r} cannot be sent without SMTPUTF8")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as err:
+            raise UnsafeHeader(f"the domain of {addr_spec!r} is not a valid IDN: {err}") from err
+    if any(c in domain for c in ' <>(),;:"\\'):
+        raise UnsafeHeader(f"the domain of {addr_spec!r} is not valid")
+    return f"{local}@{domain}"
+
+
+def encoded_address(address: Address, what: str) -> str:
+    """``"Name" <local@domain>`` built from its parts: the name quoted or encoded, never re-parsed."""
+    addr_spec = ascii_addr_spec(address.addr_spec)
+    name = header_text(address.display_name or "", what)
+    if not name:
+        return addr_spec
+    if name.isascii() and "=?" not in name and not ENCODED_WORD.search(name):
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{addr_spec}>'
+    return f"{Header(name, 'utf-8').encode()} <{addr_spec}>"
+
 
 DeliveryStatus = Literal["sent", "transient", "permanent", "unknown"]
 
@@ -59,6 +120,7 @@ class BulkEmail:
     categories: Sequence[str] = ()
     track_opens: bool = False
     track_clicks: bool = False
+    reply_to: Address | None = None
 
     def personalised(self, recipient: Recipient) -> OutboundEmail:
         """The message exactly as this recipient receives it."""
@@ -75,6 +137,7 @@ class BulkEmail:
             locale=self.locale,
             date=self.date,
             headers={**self.headers, **recipient.headers},
+            reply_to=self.reply_to,
         )
 
 
@@ -107,22 +170,38 @@ class OutboundEmail:
     reply_to: Address | None = None
 
     def to_mime(self) -> EmailMessage:
-        """The RFC 5322 message, exactly what SMTP would carry: text and HTML as alternatives."""
+        """The RFC 5322 message, exactly what SMTP would carry: text and HTML as alternatives.
+
+        Every header is encoded here from its parts and stored raw (``set_raw``): the standard library
+        never parses one of our values back, so no name or subject can add a header or a body, whatever
+        the interpreter. :class:`UnsafeHeader` when a value cannot be written safely."""
         message = EmailMessage(policy=_POLICY)
-        message["Date"] = format_datetime(self.date)
-        message["Message-ID"] = self.message_id
-        message["From"] = self.sender
-        message["To"] = self.recipient
+        headers: list[tuple[str, str]] = [
+            ("Date", format_datetime(self.date)),
+            ("Message-ID", _token_header(self.message_id, "Message-ID")),
+            ("From", encoded_address(self.sender, "sender")),
+            ("To", encoded_address(self.recipient, "recipient")),
+        ]
         if self.reply_to is not None:
-            message["Reply-To"] = self.reply_to
-        message["Subject"] = self.subject
-        for name, value in self.headers.items():
-            message[name] = value
+            headers.append(("Reply-To", encoded_address(self.reply_to, "reply-to address")))
+        headers.append(("Subject", encoded_text(self.subject, "subject")))
+        headers += [(name, _token_header(value, name)) for name, value in self.headers.items()]
+        language = _token_header(self.locale, "Content-Language")
+        for name, value in headers:
+            message.set_raw(name, value)
         message.set_content(self.text, subtype="plain", charset="utf-8")
         message.add_alternative(self.html, subtype="html", charset="utf-8")
         # After the body: set_content() drops every Content-* header set before it.
-        message["Content-Language"] = self.locale
+        message.set_raw("Content-Language", language)
         return message
+
+
+def _token_header(value: str, name: str) -> str:
+    """A header we make from ASCII parts (ids, URLs, dates): it must be ASCII, and one line."""
+    text = header_text(value, name)
+    if not text.isascii():
+        raise UnsafeHeader(f"the {name} header must be ASCII")
+    return text
 
 
 class Transport(Protocol):

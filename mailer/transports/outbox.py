@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mailer.transports.base import BulkEmail, Delivery, OutboundEmail
+from mailer.transports.base import BulkEmail, Delivery, OutboundEmail, UnsafeHeader
 
 
 class OutboxTransport:
@@ -25,7 +25,10 @@ class OutboxTransport:
         return [self._write(email.personalised(recipient)) for recipient in email.recipients]
 
     def _write(self, email: OutboundEmail) -> Delivery:
-        data = email.to_mime().as_bytes()
+        try:
+            data = email.to_mime().as_bytes()
+        except UnsafeHeader as err:
+            return Delivery(email.ledger_id, "permanent", error=f"cannot be written as an email: {err}")
         target = self.path_for(email)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ suffix); ``custom_args`` carry our ledger id only, since SendGrid stores them.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
@@ -19,11 +20,14 @@ from sendgrid.helpers.mail import (
     Content,
     CustomArg,
     From,
+    Ganalytics,
     Header,
     Mail,
     OpenTracking,
     Personalization,
+    ReplyTo,
     Subject,
+    SubscriptionTracking,
     Substitution,
     To,
     TrackingSettings,
@@ -31,7 +35,17 @@ from sendgrid.helpers.mail import (
 
 from mailer.content import substitute
 from mailer.errors import N_
-from mailer.transports.base import BulkEmail, Delivery, TransportHalted, deliveries_for_all
+from mailer.fields import ENCODED_WORD
+from mailer.transports.base import (
+    BulkEmail,
+    Delivery,
+    Recipient,
+    TransportHalted,
+    UnsafeHeader,
+    ascii_addr_spec,
+    deliveries_for_all,
+    header_text,
+)
 
 MAX_PERSONALIZATIONS = 1000
 LEDGER_ARG = "mailer_message"
@@ -42,18 +56,48 @@ def _keyed(text: str, suffix: str) -> str:
     return _MARKER.sub(lambda m: m.group(0) + suffix, text)
 
 
+def _plain(value: str, what: str) -> str:
+    """Header text that SendGrid writes into the message itself: one line, and no encoded-word syntax
+    (we cannot make SendGrid encode it, so a value that a reader's client would decode is refused)."""
+    text = header_text(value, what)
+    if ENCODED_WORD.search(text):
+        raise UnsafeHeader(f"the {what} holds encoded-word syntax")
+    return text
+
+
+def check_recipient(recipient: Recipient) -> None:
+    """:class:`UnsafeHeader` when this recipient's address or name cannot be handed to SendGrid."""
+    ascii_addr_spec(recipient.address.addr_spec)
+    _plain(recipient.address.display_name or "", "recipient's name")
+    for name, value in recipient.headers.items():
+        _plain(value, name)
+    for name, value in recipient.values.items():  # a value may be substituted into the subject
+        _plain(value, name)
+
+
 def build_payload(email: BulkEmail) -> dict[str, Any]:
     """The Mail Send request body for a bulk email (at most 1000 recipients)."""
     if len(email.recipients) > MAX_PERSONALIZATIONS:
         raise ValueError(f"SendGrid takes at most {MAX_PERSONALIZATIONS} personalizations per request")
     mail = Mail()
-    mail.from_email = From(email.sender.addr_spec, email.sender.display_name or None)
-    mail.subject = Subject(_keyed(email.subject, "t"))
+    mail.from_email = From(
+        ascii_addr_spec(email.sender.addr_spec), _plain(email.sender.display_name, "sender's name") or None
+    )
+    if email.reply_to is not None:
+        # The API's own field: SendGrid reserves Reply-To in `headers` and refuses the request.
+        mail.reply_to = ReplyTo(
+            ascii_addr_spec(email.reply_to.addr_spec),
+            _plain(email.reply_to.display_name, "reply-to name") or None,
+        )
+    mail.subject = Subject(_keyed(_plain(email.subject, "subject"), "t"))
     text, html = _keyed(email.text, "t"), _keyed(email.html, "h")
     used = set(_MARKER.findall(email.subject + email.text + email.html))
     for recipient in email.recipients:
+        check_recipient(recipient)
         personalization = Personalization()
-        personalization.add_to(To(recipient.address.addr_spec, recipient.address.display_name or None))
+        personalization.add_to(
+            To(ascii_addr_spec(recipient.address.addr_spec), recipient.address.display_name or None)
+        )
         for marker in sorted(used):
             plain = substitute(marker, recipient.values, for_html=False)
             personalization.add_substitution(Substitution(marker + "t", plain))
@@ -75,6 +119,9 @@ def build_payload(email: BulkEmail) -> dict[str, Any]:
     tracking = TrackingSettings()
     tracking.click_tracking = ClickTracking(email.track_clicks, email.track_clicks)
     tracking.open_tracking = OpenTracking(email.track_opens)
+    # Off, and said so: an account default must never add SendGrid's own footer or Google's query strings.
+    tracking.subscription_tracking = SubscriptionTracking(False)
+    tracking.ganalytics = Ganalytics(False)
     mail.tracking_settings = tracking
     payload: dict[str, Any] = mail.get()
     return payload
@@ -95,6 +142,31 @@ class SendGridTransport:
         )
 
     def send(self, email: BulkEmail) -> list[Delivery]:
+        try:
+            _plain(email.sender.display_name, "sender's name")
+            _plain(email.subject, "subject")
+            if email.reply_to is not None:
+                _plain(email.reply_to.display_name, "reply-to name")
+                ascii_addr_spec(email.reply_to.addr_spec)
+        except UnsafeHeader as err:
+            return deliveries_for_all(email, "permanent", error=f"cannot be sent: {err}")
+        refused: dict[int, Delivery] = {}
+        for recipient in email.recipients:
+            try:
+                check_recipient(recipient)
+            except UnsafeHeader as err:
+                refused[recipient.ledger_id] = Delivery(
+                    recipient.ledger_id, "permanent", error=f"cannot be sent: {err}"
+                )
+        if refused:  # one bad recipient never holds back the others
+            rest = [r for r in email.recipients if r.ledger_id not in refused]
+            answered = {d.ledger_id: d for d in self._post(dataclasses.replace(email, recipients=rest))}
+            return [refused.get(r.ledger_id) or answered[r.ledger_id] for r in email.recipients]
+        return self._post(email)
+
+    def _post(self, email: BulkEmail) -> list[Delivery]:
+        if not email.recipients:
+            return []
         payload = build_payload(email)
         try:
             response = self._client.post(self.url, json=payload, headers=self._headers)

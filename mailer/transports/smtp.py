@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailer.errors import N_, ConfigError
-from mailer.transports.base import BulkEmail, Delivery, OutboundEmail, TransportHalted
+from mailer.transports.base import (
+    BulkEmail,
+    Delivery,
+    OutboundEmail,
+    TransportHalted,
+    UnsafeHeader,
+    ascii_addr_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -94,11 +101,13 @@ class SmtpTransport:
             # Nothing was handed over: safe to try again later.
             self._connection = None
             return Delivery(email.ledger_id, "transient", error=f"SMTP connection: {err}")
-        message = email.to_mime()
         try:
-            self._connection.send_message(
-                message, from_addr=email.sender.addr_spec, to_addrs=[email.recipient.addr_spec]
-            )
+            message = email.to_mime()
+            envelope = (ascii_addr_spec(email.sender.addr_spec), ascii_addr_spec(email.recipient.addr_spec))
+        except UnsafeHeader as err:
+            return Delivery(email.ledger_id, "permanent", error=f"cannot be written as an email: {err}")
+        try:
+            self._connection.send_message(message, from_addr=envelope[0], to_addrs=[envelope[1]])
         except smtplib.SMTPRecipientsRefused as err:
             code, reply = next(iter(err.recipients.values()))
             return self._refused(email, code, reply)

@@ -172,7 +172,6 @@ def create_app(runtime: Runtime) -> Flask:
             "fixed": page.fixed,
             "local": page.local,
             "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
-            "token": request.args.get("t", values.get("t", "")),
         }
 
     @app.get("/<locale>/<slug>")
@@ -188,7 +187,7 @@ def create_app(runtime: Runtime) -> Flask:
         page_locale(locale)
         raw = {
             k: request.form.get(k, "")
-            for k in ("name", "email", "governorate", "subject", "body", "note", "share", "opt_in", "t")
+            for k in ("name", "email", "governorate", "subject", "body", "note", "share", "opt_in")
         }
         if request.form.get("website"):  # the honeypot: people never see it, robots fill it
             return render("web/message.html", 200, title_key="check_inbox", detail=None)
@@ -209,9 +208,7 @@ def create_app(runtime: Runtime) -> Flask:
             # Same answer as success: the page must not tell whether this address is being used.
             return render("web/message.html", 200, title_key="check_inbox", detail=None)
         try:
-            letters.start_letter(
-                runtime.db, runtime.backend, runtime.signer, form, action_token=raw.get("t") or None
-            )
+            letters.start_letter(runtime.db, runtime.backend, form, clock=runtime.clock)
         except NotFoundError:
             abort(404)
         except MailerError as error:
@@ -220,11 +217,12 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.get("/confirm/<token>")
     def confirm_page(token: str) -> Any:
-        # A GET never sends: mail scanners follow links. The button posts.
-        code = letters.locale_of_link(runtime.db, runtime.signer, token)
-        if code is not None:
-            g.locale = get_locale(code)
-        return render("web/confirm.html", token=token)
+        # A GET never sends: mail scanners follow links. The page shows the letter; its button posts.
+        preview = letters.letter_preview(runtime.db, runtime.signer, token)
+        if preview is None:
+            return render("web/message.html", 400, title_key="bad_link", detail=None)
+        g.locale = get_locale(preview.locale)
+        return render("web/confirm.html", token=token, preview=preview)
 
     @app.post("/confirm/<token>")
     def confirm_submit(token: str) -> Any:

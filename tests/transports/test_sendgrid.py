@@ -28,6 +28,8 @@ def test_a_thousand_recipients_in_one_valid_request() -> None:
     assert payload["tracking_settings"] == {
         "click_tracking": {"enable": False, "enable_text": False},
         "open_tracking": {"enable": False},
+        "subscription_tracking": {"enable": False},
+        "ganalytics": {"enable": False},
     }
     assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
     with pytest.raises(ValueError, match="at most 1000"):

@@ -121,8 +121,11 @@ def test_double_opt_in_through_the_pages(client: FlaskClient, runtime: Runtime) 
 
 def test_forged_confirmation_links_send_nothing(client: FlaskClient, runtime: Runtime) -> None:
     page = client.get("/confirm/forged.token.value")
+    assert page.status_code == 400  # the page says the link does not work, and offers no button
+    assert "confirm_submit" not in page.get_data(as_text=True)
+    home = client.get(PAGE.format(code="en"))
     response = client.post(
-        "/confirm/forged.token.value", data={"csrf_token": csrf_of(page.get_data(as_text=True))}
+        "/confirm/forged.token.value", data={"csrf_token": csrf_of(home.get_data(as_text=True))}
     )
     assert response.status_code == 400
     assert outbox(runtime, "letter") == []
