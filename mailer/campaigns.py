@@ -16,6 +16,7 @@ import yaml
 
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
+from mailer.fields import FieldProblem, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import AlertContent, Renderer
@@ -288,7 +289,16 @@ def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> 
                 code=raw_code,
             )
             continue
-        result[code] = text.strip()
+        try:  # titles go into headers ("<name> via <campaign>") and subjects
+            result[code] = check_line(text, 300, html=True)
+        except FieldProblem as refused:
+            problems.add(
+                MANIFEST,
+                line_of(key, str(raw_code)),
+                N_("%(key)s: %(reason)s"),
+                key=f"{key}.{code}",
+                reason=refused,
+            )
     return result
 
 
@@ -404,6 +414,11 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
     for name, value in (("subject", subject), ("preheader", preheader)):
         if "\n" in value.strip() or len(value) > 300:
             problems.add(path.name, 2, N_("%(key)s must be one line of at most 300 characters"), key=name)
+            continue
+        try:  # the subject becomes a header: the same check as every field people give us
+            check_line(value, 300, required=False, html=True)
+        except FieldProblem as refused:
+            problems.add(path.name, 2, N_("%(key)s: %(reason)s"), key=name, reason=refused)
     body_lines = lines[end + 1 :]
     skipped = next((i for i, line in enumerate(body_lines) if line.strip()), len(body_lines))
     body = "\n".join(body_lines[skipped:]).rstrip("\n")

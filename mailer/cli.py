@@ -22,11 +22,13 @@ from email_validator import EmailNotValidError, validate_email
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from mailer import campaigns, events, i18n_admin, mailouts, sending, supporters, targets
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
 from mailer.errors import ImportRowError, LocaleError, MailerError
+from mailer.fields import forbidden_character
 from mailer.i18n import _, interface_translations, ngettext
 from mailer.locales import REGISTRY, get_locale
 from mailer.runtime import Runtime
@@ -64,6 +66,18 @@ app.add_typer(targets_app, name="targets")
 app.add_typer(mailout_app, name="mailout")
 
 JsonOption = Annotated[bool, typer.Option("--json", help=_("Print one JSON document on stdout."))]
+
+
+def plain(value: object) -> Text:
+    """Data for the terminal, shown as it is: never read as Rich markup (a title with ``[/b]``), and with
+    control characters made visible (``\\x1b``), so that a CSV file cannot drive the coordinator's terminal."""
+    text = str(value)
+    if forbidden_character(text) is not None:
+        text = "".join(
+            char.encode("unicode_escape").decode("ascii") if forbidden_character(char) else char
+            for char in text
+        )
+    return Text(text)
 
 
 def fail(message: str) -> NoReturn:
@@ -272,9 +286,9 @@ def campaign_list(as_json: JsonOption = False) -> None:
     table.add_column(_("Locales"))
     for slug, title, locales, statuses in rows:
         table.add_row(
-            slug,
-            title.get("en") or next(iter(title.values())),
-            ", ".join(f"{c} ({statuses.get(c, '-')})" for c in locales),
+            plain(slug),
+            plain(title.get("en") or next(iter(title.values()))),
+            plain(", ".join(f"{c} ({statuses.get(c, '-')})" for c in locales)),
         )
     out.print(table)
 
@@ -349,7 +363,7 @@ def _print_rejected(file: str, rejected: list[ImportRowError], template: str) ->
     for error in rejected:
         reason = error.render_reason(interface_translations())
         values = {"file": file, "row": error.row, "field": error.field, "reason": reason}
-        err.print(template % values, markup=False)
+        err.print(plain(template % values))
 
 
 # targets
@@ -386,11 +400,11 @@ def targets_list(as_json: JsonOption = False) -> None:
         table.add_column(header)
     for row in rows:
         table.add_row(
-            row["slug"],
-            row["institution"]["en"],
-            row["governorate"] or _("national"),
-            row["letter_locale"],
-            row["status"],
+            plain(row["slug"]),
+            plain(row["institution"]["en"]),
+            plain(row["governorate"] or _("national")),
+            plain(row["letter_locale"]),
+            plain(row["status"]),
         )
     out.print(table)
 
@@ -405,9 +419,12 @@ def _status_table(status: mailouts.MailoutStatus) -> Table:
         "status": _mailout_state_label(status.status),
     }
     # Why a mailout stopped by itself (the provider refused our key, ...) is the first thing to tell.
-    caption = (
-        _("Stopped because: %(reason)s") % {"reason": status.status_reason} if status.status_reason else None
+    reason = (
+        MailerError.from_json(status.status_reason).render(interface_translations())
+        if status.status_reason
+        else None
     )
+    caption = plain(_("Stopped because: %(reason)s") % {"reason": reason}) if reason else None
     table = Table(title=title, caption=caption)
     table.add_column(_("Locale"))
     shown = [s for s in mailouts.MESSAGE_STATES if status.counts.get(s) or s in ("queued", "sent")]
@@ -427,6 +444,7 @@ def _message_state_label(state: str) -> str:
         "failed": _("failed"),
         "unknown": _("unknown"),
         "suppressed": _("suppressed"),
+        "cancelled": _("cancelled"),
     }
     return labels.get(state, state)
 
@@ -759,7 +777,7 @@ def campaign_report(slug: str, as_json: JsonOption = False) -> None:
     for column in ("queued", "sent", "failed", "unknown"):
         table.add_column(_message_state_label(column), justify="right")
     for target, counts in report["letters"].items():
-        table.add_row(target, *(str(counts[c]) for c in ("queued", "sent", "failed", "unknown")))
+        table.add_row(plain(target), *(str(counts[c]) for c in ("queued", "sent", "failed", "unknown")))
     out.print(table)
 
 
@@ -783,8 +801,10 @@ def suppressions_list(as_json: JsonOption = False) -> None:
     for header in (_("Address"), _("Scope"), _("Reason"), _("Source"), _("Since")):
         table.add_column(header)
     for row in rows:
-        table.add_row(row["email"], row["scope"], row["reason"], row["source"], row["created_at"][:16])
-    out.print(table, markup=False)
+        table.add_row(
+            *(plain(row[k]) for k in ("email", "scope", "reason", "source")), row["created_at"][:16]
+        )
+    out.print(table)
 
 
 @suppressions_app.command("add")

@@ -2,13 +2,18 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mailer.errors import N_, MailerError
 from mailer.resources import demo_dir
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Mailout
 
 
 def mailer(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -139,3 +144,73 @@ def test_errors_speak_the_coordinators_language(env: dict[str, str], tmp_path: P
     imported = mailer(["supporters", "import", str(csv)], env | {"MAILER_LANGUAGE": "kmr"}, tmp_path)
     assert "spreadsheet" not in imported.stderr
     assert "p.csv" in imported.stderr
+
+
+def test_data_never_drives_the_coordinators_terminal(env: dict[str, str], tmp_path: Path) -> None:
+    """A title with Rich markup is shown as written; escape codes in a CSV are shown, never run."""
+    assert mailer(["db", "upgrade"], env, tmp_path).returncode == 0
+    folder = tmp_path / "campaign"
+    shutil.copytree(demo_dir() / "campaigns" / "protect-hrds-iraq", folder)
+    manifest = folder / "campaign.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace('"Protect Human Rights', '"[/b][red]Protect Human Rights', 1), "utf-8")
+    assert mailer(["campaign", "load", str(folder)], env, tmp_path).returncode == 0
+    listed = mailer(["campaign", "list"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "[/b][red]Protect" in listed.stdout
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,locale,governorate\nok@example.org,Ok,en,\nx@example.org,X,en,\x1b[2J\x1b]0;owned\x07\n",
+        encoding="utf-8",
+    )
+    imported = mailer(["supporters", "import", str(people)], env, tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert "\x1b" not in imported.stderr + imported.stdout
+    assert "\x07" not in imported.stderr
+    assert "\\x1b[2J" in imported.stderr  # the coordinator sees what the file holds
+
+
+def test_a_stopped_mailout_says_why_in_words(env: dict[str, str], tmp_path: Path) -> None:
+    assert mailer(["db", "upgrade"], env, tmp_path).returncode == 0
+    campaign = str(demo_dir() / "campaigns" / "protect-hrds-iraq")
+    assert mailer(["campaign", "load", campaign], env, tmp_path).returncode == 0
+    (tmp_path / "p.csv").write_text("email,name,locale,governorate\na@example.org,A,ar,\n", encoding="utf-8")
+    assert mailer(["supporters", "import", str(tmp_path / "p.csv")], env, tmp_path).returncode == 0
+    db = Database(env["MAILER_DATABASE_URL"])
+    with db.session() as session:
+        campaign_id = repo.get_campaign(session, "protect-hrds-iraq").id
+        mailout = repo.create_mailout(
+            session,
+            Mailout(
+                campaign_id=campaign_id,
+                segment={},
+                segment_key="{}",
+                fallbacks={},
+                status="running",
+                checkpoint=0,
+            ),
+        )
+        assert mailout is not None
+        reason = MailerError(N_("the complaint rate passed 0.1%% of delivered messages")).to_json()
+        repo.pause_mailout(session, mailout.id, reason)
+        repo.add_messages(
+            session,
+            [
+                {
+                    "idempotency_key": "alert:x",
+                    "kind": "alert",
+                    "mailout_id": mailout.id,
+                    "supporter_id": 1,
+                    "locale": "ar",
+                    "content_locale": "ar",
+                    "status": "cancelled",
+                    "attempts": 0,
+                }
+            ],
+        )
+    db.dispose()
+    shown = mailer(["mailout", "status", "1"], env | {"MAILER_LANGUAGE": "ar"}, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert '"template"' not in shown.stdout  # not the stored JSON
+    assert "0.1%" in shown.stdout or "٠٫١" in shown.stdout
+    assert "cancelled" not in shown.stdout  # the state is named in Arabic too

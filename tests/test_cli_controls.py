@@ -4,6 +4,8 @@ test messages, previews and the sweep."""
 from __future__ import annotations
 
 import json
+import shutil
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,9 @@ def test_test_messages_one_per_locale(loaded: dict[str, str], tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     files = sorted((tmp_path / "outbox").glob("*.eml"))
     assert [f.name.split("-")[-1] for f in files] == ["ar.eml", "kmr.eml"]
-    assert "[TEST]" in files[0].read_text(errors="replace") or "=?utf-8?" in files[0].read_text()
+    for file in files:
+        message = message_from_bytes(file.read_bytes(), policy=policy.default)
+        assert str(message["Subject"]).startswith("[TEST] ")  # never mistaken for the real mailout
     bad = mailer(["mailout", "test", "protect-hrds-iraq", "--to", "not-an-address"], loaded, tmp_path)
     assert bad.returncode == 1
 
@@ -177,3 +181,43 @@ def test_suppressions_and_reports_from_the_command_line(loaded: dict[str, str], 
     assert removed.returncode == 0
     bad = mailer(["suppressions", "add", "x@example.org", "--scope", "planet"], loaded, tmp_path)
     assert bad.returncode == 1
+
+
+def test_a_launch_that_cannot_send_leaves_nothing_behind(loaded: dict[str, str], tmp_path: Path) -> None:
+    """Without the signing key a launch is refused before it writes anything; the dry run says the same."""
+    keyless = {k: v for k, v in loaded.items() if k != "MAILER_SECRET_KEY"}
+    for options in (["--dry-run"], []):
+        refused = mailer(["mailout", "launch", "protect-hrds-iraq", *options], keyless, tmp_path)
+        assert refused.returncode == 1
+        assert "MAILER_SECRET_KEY" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    missing = mailer(["mailout", "status", "1"], loaded, tmp_path)
+    assert (missing.returncode, "no mailout 1" in missing.stderr) == (1, True)  # nothing was created
+    launched = mailer(["mailout", "launch", "protect-hrds-iraq", "--json"], loaded, tmp_path)
+    document = last_json(launched.stdout)
+    assert (document["status"], document["created"]) == ("finished", True)  # the retry is a first launch
+
+
+def test_the_dry_run_refuses_what_the_launch_refuses(loaded: dict[str, str], tmp_path: Path) -> None:
+    """Both count the same people (suppressed ones are nobody's recipients) and give the same answer."""
+    folder = tmp_path / "campaign"
+    shutil.copytree(demo_dir() / "campaigns" / "protect-hrds-iraq", folder)
+    (folder / "alert.ckb.md").unlink()
+    (folder / "letter.ckb.md").unlink()
+    manifest = (folder / "campaign.yaml").read_text(encoding="utf-8")
+    manifest = manifest.replace("locales: [en, ar, ckb, kmr]", "locales: [en, ar, kmr]")
+    manifest = "\n".join(line for line in manifest.splitlines() if not line.strip().startswith("ckb:"))
+    (folder / "campaign.yaml").write_text(manifest + "\n", encoding="utf-8")
+    assert mailer(["campaign", "load", str(folder)], loaded, tmp_path).returncode == 0
+    sorani = [f"supporter{i:05d}@example.org" for i in range(20) if i % 4 == 2]
+    for address in sorani[1:]:  # every Sorani reader but one has unsubscribed
+        assert mailer(["suppressions", "add", address], loaded, tmp_path).returncode == 0
+    for options in (["--dry-run"], []):
+        refused = mailer(["mailout", "launch", "protect-hrds-iraq", *options], loaded, tmp_path)
+        assert refused.returncode == 1
+        assert "--fallback ckb=en" in refused.stderr
+    assert mailer(["suppressions", "add", sorani[0]], loaded, tmp_path).returncode == 0
+    for options in (["--dry-run", "--json"], ["--json"]):  # nobody left who reads Sorani: both agree
+        accepted = mailer(["mailout", "launch", "protect-hrds-iraq", *options], loaded, tmp_path)
+        assert accepted.returncode == 0, accepted.stderr
+    assert last_json(accepted.stdout)["total"] == 15

@@ -7,11 +7,13 @@ ambiguous cases, marked unknown and never sent again.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mailer import campaigns, mailouts, sending
 from mailer.config import Settings
@@ -275,3 +277,91 @@ def test_two_launches_at_once_one_wins(rt: Runtime) -> None:
     assert sorted(r.created for r in results) == [False, True]
     assert results[0].mailout_id == results[1].mailout_id
     assert sum(r.new_messages for r in results) == 120
+
+
+def poison_one_supporter(rt: Runtime, address: str = "علي@example.net") -> str:
+    """An address the ingress checks refuse today, as an older version stored it: composing its alert raises."""
+    with rt.db.session() as session:
+        supporter = next(iter(repo.get_supporters(session, [1]).values()))
+        supporter.email, supporter.email_key = address, address
+        return supporter.locale
+
+
+def test_a_message_that_cannot_be_composed_fails_alone_after_its_attempts(
+    rt: Runtime, fake: FakeSendGrid
+) -> None:
+    """W4: the same failure on every attempt; the row gives up with its reason, its batch-mates go out."""
+    clock = Clock()
+    poison_one_supporter(rt)
+    result = launch(rt, clock)
+    run_all(rt, clock)
+    first = status(rt, result.mailout_id)
+    assert (first.counts["sent"], first.counts["queued"], first.counts["sending"]) == (119, 1, 0)
+    for _ in range(repo.MAX_PREPARE_ATTEMPTS):
+        clock.advance(hours=3)
+        report = mailouts.sweep(rt.db, rt.backend, clock)
+        assert report.requeued == 0  # nothing stuck in 'sending': each failure was recorded
+        run_all(rt, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.status, final.counts["sent"], final.counts["failed"]) == ("finished", 119, 1)
+    with rt.db.session() as session:
+        (poisoned,) = [m for m in repo.get_messages(session, list(range(1, 121))) if m.status == "failed"]
+        assert poisoned.attempts == repo.MAX_PREPARE_ATTEMPTS
+        assert "cannot be composed" in (poisoned.error or "")
+    assert set(fake.counts().values()) == {1}
+    assert len(fake.counts()) == 119
+
+
+def test_a_worker_that_dies_on_a_message_every_time_gives_up_on_it(rt: Runtime, fake: FakeSendGrid) -> None:
+    """W4 as a crash: the sweeper counts each dead claim; at the cap the row is failed, not requeued forever."""
+    clock = Clock()
+    result = launch(rt, clock)
+    (victim, *_) = queue_of(rt).take()[0]
+    for attempt in range(1, repo.MAX_PREPARE_ATTEMPTS + 1):
+        with rt.db.session() as session:  # claimed, then the worker was killed before the provider call
+            assert repo.claim_messages(session, [victim], clock()) == [victim]
+        clock.advance(minutes=20)
+        report = mailouts.sweep(rt.db, rt.backend, clock)
+        expected = (0, 1) if attempt == repo.MAX_PREPARE_ATTEMPTS else (1, 0)
+        assert (report.requeued, report.failed) == expected
+        queue_of(rt).take()
+    with rt.db.session() as session:
+        (row,) = repo.get_messages(session, [victim])
+        assert (row.status, row.attempts) == ("failed", repo.MAX_PREPARE_ATTEMPTS)
+    clock.advance(minutes=20)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.status, final.counts["sent"], final.counts["failed"]) == ("finished", 119, 1)
+
+
+def test_a_reload_during_a_mailout_changes_nothing_it_sends(
+    rt: Runtime, fake: FakeSendGrid, tmp_path: Path
+) -> None:
+    """A mailout sends its alert as it was at launch, even when the campaign loses a language meanwhile."""
+    clock = Clock()
+    result = launch(rt, clock)
+    batches = queue_of(rt).take()
+    sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batches[0], clock)
+    subjects_before = {d.subject for d in fake.delivered}
+    folder = tmp_path / "campaign"
+    shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
+    for path in folder.glob("alert.*.md"):
+        path.write_text(
+            path.read_text(encoding="utf-8").replace('subject: "', 'subject: "CHANGED ', 1), "utf-8"
+        )
+    (folder / "alert.kmr.md").unlink()
+    (folder / "letter.kmr.md").unlink()
+    manifest = yaml.safe_load((folder / "campaign.yaml").read_text(encoding="utf-8"))
+    manifest["locales"] = [c for c in manifest["locales"] if c != "kmr"]
+    manifest["title"].pop("kmr")
+    manifest["translations"].pop("kmr")
+    (folder / "campaign.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    campaigns.load_campaign(rt.db, folder)
+    for batch in batches[1:]:
+        sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, batch, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.status, final.counts["sent"]) == ("finished", 120)
+    assert not any("CHANGED" in d.subject for d in fake.delivered)
+    assert len({d.subject for d in fake.delivered}) == 4  # one subject per language, as launched
+    assert subjects_before <= {d.subject for d in fake.delivered}
