@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from mailer.runtime import Runtime
 from mailer.store import upgrade_database
 from mailer.tasking import QUEUES
 
+log = logging.getLogger("mailer")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -744,6 +746,7 @@ def _report_table(title: str, report: dict[str, Any]) -> Table:
         "delivered": _("delivered"),
         "deferred": _("deferred"),
         "bounced": _("bounced"),
+        "dropped": _("dropped"),
         "complained": _("complained"),
         "unsubscribed": _("unsubscribed"),
         "failed": _("failed"),
@@ -892,12 +895,17 @@ def beat(
     loglevel: Annotated[str, typer.Option(help=_("Log level."))] = "info",
 ) -> None:
     """Run the scheduler that sweeps periodically (run exactly one, beside the workers)."""
-    with runtime() as rt:
+    # A service: it starts even while the database is away, and every pass tries again.
+    with runtime(check_schema=False) as rt:
         if rt.settings.broker_url is not None:
             rt.backend.run_beat(interval, loglevel)
             return
+        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         while True:  # the embedded default: sweep in this process
-            rt.sweep()
+            try:
+                rt.sweep()
+            except Exception:  # one failed pass (the database away, a bad row) never stops the scheduler
+                log.exception("the sweep failed; trying again in %s s", interval)
             time.sleep(interval)
 
 

@@ -1,10 +1,14 @@
 """Deliverability: SendGrid's signed event webhook, suppressions with their reasons, unsubscribes.
 
 Events arrive in batches that SendGrid signs, retries and sometimes duplicates (retries have been seen to
-change ``sg_event_id``). Each is verified over the raw body, stored once (unique on ``sg_event_id``, or on
-message id + type + timestamp), kept raw for audit, and applied through one table of names and one of
+change ``sg_event_id``). Each is verified over the raw body, stored once (unique on a hash of what the event
+says, never on ``sg_event_id``), kept raw for audit, and applied through one table of names and one of
 precedence: a bounce is not undone by a later "delivered". Events name our ledger row through the
 ``custom_args`` we sent; events for messages we never sent are kept and change nothing.
+
+Applying is its own step with its own record (``applied_at``, claimed with a conditional UPDATE in the
+transaction of the effects): the webhook queues it, and the periodic sweep applies whatever a lost task
+left behind, so a Redis restart never loses a bounce or a complaint, and no event is applied twice.
 """
 
 from __future__ import annotations
@@ -56,10 +60,23 @@ SUPPRESSING = {
     "unsubscribed": "unsubscribe",
     "group_unsubscribed": "group_unsubscribe",
 }
+#: SendGrid drops mail to addresses on its own suppression lists and says which in ``reason``; those
+#: addresses are suppressed here too. Other drops (content, size, a malformed request) say nothing about
+#: the address and suppress nothing.
+DROP_REASONS = {
+    "bounced address": "hard_bounce",
+    "unsubscribed address": "unsubscribe",
+    "spam reporting address": "complaint",
+    "invalid": "hard_bounce",
+}
 SUPPRESSION_REASONS = ("unsubscribe", "hard_bounce", "complaint", "group_unsubscribe", "manual")
 SCOPES = ("supporter", "target")
 COMPLAINT_RATE_LIMIT = 0.001  # Gmail and Yahoo expect bulk senders under 0.3%; we stop at 0.1%
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
+#: The sweep leaves events this young to the task the webhook queued, so the two rarely meet.
+APPLY_GRACE = dt.timedelta(seconds=60)
+#: Events applied per transaction by the sweep.
+SWEEP_EVENTS = 1000
 
 
 class WebhookRejected(MailerError):
@@ -105,11 +122,16 @@ class WebhookVerifier:
         return events
 
 
+#: The fields that say what happened; ``sg_event_id`` is left out on purpose (retries have changed it).
+DEDUPE_FIELDS = ("sg_message_id", "event", "timestamp", "email", "url", "asm_group_id", LEDGER_ARG)
+
+
 def dedupe_key(event: dict[str, Any]) -> str:
-    """``sg_event_id``, else message id + type + timestamp (retries have been seen to change the id)."""
-    if event.get("sg_event_id"):
-        return f"sg:{event['sg_event_id']}"
-    basis = f"{event.get('sg_message_id')}|{event.get('event')}|{event.get('timestamp')}|{event.get('email')}"
+    """What the event says (message, type, time, address, link, our ledger row), hashed: a retry that
+    changed ``sg_event_id`` gets the same key, and the key holds no address."""
+    parts = {name: "" if event.get(name) is None else str(event[name]) for name in DEDUPE_FIELDS}
+    parts["email"] = parts["email"].strip().lower()
+    basis = json.dumps(parts, sort_keys=True)  # JSON, so that no value can pass for a separator
     return "h:" + hashlib.sha256(basis.encode()).hexdigest()
 
 
@@ -156,15 +178,28 @@ class Applied:
     suppressions: int = 0
     paused_mailouts: list[int] = field(default_factory=list)
 
+    def add(self, other: Applied) -> None:
+        self.events += other.events
+        self.state_changes += other.state_changes
+        self.resolved_unknown += other.resolved_unknown
+        self.suppressions += other.suppressions
+        self.paused_mailouts.extend(other.paused_mailouts)
+
 
 def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Applied:
-    """Apply stored events in the order they happened: delivery state, unknown rows, suppressions."""
+    """Apply stored events in the order they happened: delivery state, unknown rows, suppressions.
+
+    Events are claimed (``applied_at``) in the transaction of their effects: an event applied before, or
+    by a racing task, is skipped; a failure rolls back both, and the sweep tries again later.
+    """
     applied = Applied()
     touched: set[int] = set()
     with db.session() as session:
-        for event in repo.events_in_order(session, event_ids):
+        claimed = repo.events_in_order(session, repo.claim_events(session, event_ids, now))
+        messages = repo.messages_by_id(session, {e.message_id for e in claimed if e.message_id})
+        for event in claimed:
             applied.events += 1
-            message = session.get(Message, event.message_id) if event.message_id else None
+            message = messages.get(event.message_id or 0)
             if message is None:
                 continue  # kept for audit; it changes nothing
             touched.add(message.mailout_id or 0)
@@ -175,9 +210,7 @@ def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Ap
             if message.status == "unknown" and rank is not None:
                 message.status = "sent"  # the provider had it after all
                 applied.resolved_unknown += 1
-            reason = SUPPRESSING.get(event.event_type)
-            if event.event_type == "bounced" and str(event.payload.get("type", "bounce")) != "bounce":
-                reason = None  # a "blocked" bounce is temporary: no suppression
+            reason = _suppression_reason(event.event_type, event.payload)
             if reason:
                 applied.suppressions += _suppress_for_message(
                     session, message, reason, f"sendgrid:{event.id}"
@@ -190,6 +223,31 @@ def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Ap
             ):
                 applied.paused_mailouts.append(mailout_id)
     return applied
+
+
+def apply_unapplied_events(
+    db: Database, now: dt.datetime, grace: dt.timedelta = APPLY_GRACE, chunk: int = SWEEP_EVENTS
+) -> Applied:
+    """Apply the events whose task never ran (lost with a Redis restart) or failed: those stored more than
+    ``grace`` ago and still unapplied, a chunk per transaction. Safe beside the task and another sweep."""
+    total = Applied()
+    after_id = 0
+    while True:
+        with db.session() as session:
+            ids = repo.unapplied_event_ids(session, now - grace, after_id, chunk)
+        if not ids:
+            return total
+        total.add(apply_events(db, ids, now))
+        after_id = ids[-1]
+
+
+def _suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
+    """Why an event stops mail to its address, or None when it does not."""
+    if event_type == "bounced" and str(payload.get("type", "bounce")) != "bounce":
+        return None  # a "blocked" bounce is temporary: no suppression
+    if event_type == "dropped":
+        return DROP_REASONS.get(str(payload.get("reason", "")).strip().lower())
+    return SUPPRESSING.get(event_type)
 
 
 def _suppress_for_message(session: Session, message: Message, reason: str, source: str) -> int:
@@ -256,6 +314,7 @@ def unsubscribe(db: Database, link: UnsubscribeLink, source: str, now: dt.dateti
                         "event_type": "unsubscribed",
                         "occurred_at": now,
                         "received_at": now,
+                        "applied_at": now,  # its effect is the suppression above, in this transaction
                         "payload": {"source": source},
                     }
                 ],
@@ -323,6 +382,7 @@ DELIVERY_COLUMNS = (
     "delivered",
     "deferred",
     "bounced",
+    "dropped",
     "complained",
     "unsubscribed",
     "failed",
@@ -348,7 +408,8 @@ def mailout_report(db: Database, mailout_id: int) -> dict[str, Any]:
             "sent": states.get("sent", 0),
             "delivered": reported.get("delivered", 0),
             "deferred": reported.get("deferred", 0),
-            "bounced": reported.get("bounced", 0) + reported.get("dropped", 0),
+            "bounced": reported.get("bounced", 0),
+            "dropped": reported.get("dropped", 0),  # SendGrid never tried: not a bounce
             "complained": reported.get("complained", 0),
             "unsubscribed": unsubscribed.get(code, 0),
             "failed": states.get("failed", 0),

@@ -6,19 +6,23 @@ The command line and the workers both start here, so that a batch does the same 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 from mailer import events, letters, mailouts, sending
 from mailer.config import Settings
 from mailer.rendering import Renderer
 from mailer.store import Database
+from mailer.store import repository as repo
 from mailer.tasking import TaskBackend, load_backend
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport
 from mailer.transports.smtp import SmtpTransport
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -97,15 +101,37 @@ class Runtime:
         )
 
     def sweep(self) -> mailouts.SweepReport:
-        """The periodic pass, with this installation's timing: mailouts, then the paced letters."""
-        report = mailouts.sweep(
-            self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing
+        """The periodic pass, with this installation's timing: mailouts, then the paced letters, then the
+        provider events whose apply task was lost (bounces and complaints must become suppressions)."""
+        failures: list[Exception] = []
+
+        def step(work: Callable[[], object]) -> None:
+            # Each part runs whatever another part met: a poison letter never holds back a mailout.
+            try:
+                work()
+            except Exception as err:
+                log.exception("part of the sweep failed")
+                failures.append(err)
+
+        reports: list[mailouts.SweepReport] = []
+        step(
+            lambda: reports.append(
+                mailouts.sweep(self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing)
+            )
         )
-        letters.dispatch_letters(self.db, self.backend, self.clock)
-        return report
+        step(lambda: letters.dispatch_letters(self.db, self.backend, self.clock))
+        step(lambda: events.apply_unapplied_events(self.db, self.clock()))
+        step(self._forget_expired_throttles)
+        if failures:
+            raise failures[0]
+        return reports[0]
+
+    def _forget_expired_throttles(self) -> None:
+        with self.db.session() as session:
+            repo.delete_expired_throttles(session, self.clock())
 
     def apply_events(self, event_ids: Sequence[int]) -> events.Applied:
-        """Stored provider events, applied (wherever it runs)."""
+        """Stored provider events, applied once each (wherever it runs; the sweep catches lost ones)."""
         return events.apply_events(self.db, event_ids, self.clock())
 
     @cached_property

@@ -30,10 +30,11 @@ def test_every_string_in_the_code_is_in_every_catalog(tmp_path: Path) -> None:
         )
 
 
-def test_every_catalog_is_complete_and_marked_draft() -> None:
+def test_every_catalog_is_complete_and_says_whether_it_was_reviewed() -> None:
+    """Drafts stay marked as drafts until a native speaker reviews them; then the header says so."""
     for row in i18n_admin.status():
         assert row.percent == 100, row
-        assert row.review_status == "draft"
+        assert row.review_status in ("draft", "reviewed"), row
 
 
 @pytest.mark.parametrize("code", TARGETS)

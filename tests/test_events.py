@@ -60,6 +60,10 @@ def signer() -> Signer:
 @pytest.fixture
 def sent(env: dict[str, str], tmp_path: Path, db: Database, signer: Signer) -> Runtime:
     """40 supporters, one finished mailout through the outbox, a webhook key of our own."""
+    return sent_runtime(env, tmp_path, db, signer)
+
+
+def sent_runtime(env: dict[str, str], tmp_path: Path, db: Database, signer: Signer) -> Runtime:
     settings = Settings.from_env(env | {"MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public}, cwd=tmp_path)
     runtime = Runtime(settings)
     runtime.__dict__["db"] = db
@@ -397,3 +401,48 @@ def test_a_bounced_official_stops_receiving_letters(runtime: Runtime) -> None:
     )
     confirmed = letters.confirm_letter_id(runtime.db, runtime.backend, again.letter_id, clock=runtime.clock)
     assert confirmed.targets == 3  # the bounced official is no longer written to
+
+
+def test_drops_are_reported_apart_and_suppress_only_addresses_on_sendgrid_lists(
+    web: FlaskClient, sent: Runtime, signer: Signer
+) -> None:
+    ids = message_ids(sent)
+    reasons = {
+        "Bounced Address": "hard_bounce",
+        "Unsubscribed Address": "unsubscribe",
+        "Spam Reporting Address": "complaint",
+        "Invalid": "hard_bounce",
+        "Spam Content": None,
+        "Invalid SMTPAPI header": None,
+        "Recipient List over Package Quota": None,
+    }
+    batch = [
+        event(message_id, "dropped", 1000, f"drop{n}", reason=reason)
+        for n, (message_id, reason) in enumerate(zip(ids, reasons, strict=False))
+    ]
+    assert post(web, signer, batch) == 200
+    with sent.db.session() as session:
+        found = {(s.email_key, s.reason) for s in session.scalars(select(Suppression))}
+    expected = {
+        (f"supporter{message_id - 1:05d}@example.org", suppression)
+        for message_id, suppression in zip(ids, reasons.values(), strict=False)
+        if suppression
+    }
+    assert found == expected
+    assert [subscribed(sent, i) for i in ids[: len(reasons)]] == [False] * 4 + [True] * 3
+    total = events.mailout_report(sent.db, 1)["total"]
+    assert (total["dropped"], total["bounced"]) == (len(reasons), 0)
+    assert list(total) == list(events.DELIVERY_COLUMNS)
+
+
+def test_the_unsubscribe_page_stores_its_event_as_applied(web: FlaskClient, sent: Runtime) -> None:
+    target = message_ids(sent)[5]
+    web.post(
+        f"/u/{unsubscribe_token(sent, target)}",
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with sent.db.session() as session:
+        (stored,) = session.scalars(select(Event))
+        assert (stored.provider, stored.applied_at) == ("mailer", NOW)
+    assert events.apply_unapplied_events(sent.db, NOW + dt.timedelta(hours=1)).events == 0

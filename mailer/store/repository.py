@@ -632,10 +632,29 @@ def campaigns_writing_to(session: Session, target_id: int) -> list[Campaign]:
 # Events and suppressions
 
 
+#: Ids per IN list: a webhook batch can name tens of thousands, past SQLite's limit on parameters.
+EVENT_CHUNK = 1000
+
+
+def _id_chunks(ids: Iterable[int]) -> list[list[int]]:
+    unique = sorted(set(ids))
+    return [unique[start : start + EVENT_CHUNK] for start in range(0, len(unique), EVENT_CHUNK)]
+
+
 def existing_message_ids(session: Session, ids: Sequence[int]) -> set[int]:
-    if not ids:
-        return set()
-    return set(session.scalars(select(Message.id).where(Message.id.in_(list(ids)))))
+    found: set[int] = set()
+    for chunk in _id_chunks(ids):
+        found.update(session.scalars(select(Message.id).where(Message.id.in_(chunk))))
+    return found
+
+
+def messages_by_id(session: Session, ids: Iterable[int]) -> dict[int, Message]:
+    """Ledger rows by id, loaded together and held (the session alone keeps unchanged rows weakly:
+    looking each one up again per event would cost a query per event)."""
+    found: dict[int, Message] = {}
+    for chunk in _id_chunks(ids):
+        found.update((m.id, m) for m in session.scalars(select(Message).where(Message.id.in_(chunk))))
+    return found
 
 
 def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -648,8 +667,38 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 def events_in_order(session: Session, ids: Sequence[int]) -> list[Event]:
     """Events by when they happened (batches arrive out of order), then by arrival."""
+    found: list[Event] = []
+    for chunk in _id_chunks(ids):
+        found.extend(session.scalars(select(Event).where(Event.id.in_(chunk))))
+    return sorted(found, key=lambda e: (e.occurred_at, e.id))
+
+
+def claim_events(session: Session, ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Mark events applied and return the ids this caller won: an event already applied (or being
+    applied by a racing task, which holds its row until it commits) is skipped, so effects happen once."""
+    claimed: list[int] = []
+    for chunk in _id_chunks(ids):
+        statement = (
+            update(Event)
+            .where(Event.id.in_(chunk), Event.applied_at.is_(None))
+            .values(applied_at=now)
+            .returning(Event.id)
+        )
+        claimed.extend(session.scalars(statement))
+    return sorted(claimed)
+
+
+def unapplied_event_ids(
+    session: Session, received_before: dt.datetime, after_id: int, limit: int
+) -> list[int]:
+    """One keyset page of events stored before a time whose effects were never applied (a lost task)."""
     return list(
-        session.scalars(select(Event).where(Event.id.in_(list(ids))).order_by(Event.occurred_at, Event.id))
+        session.scalars(
+            select(Event.id)
+            .where(Event.applied_at.is_(None), Event.received_at <= received_before, Event.id > after_id)
+            .order_by(Event.id)
+            .limit(limit)
+        )
     )
 
 
@@ -736,3 +785,34 @@ def mailouts_of_campaign(session: Session, campaign_id: int) -> list[int]:
     return list(
         session.scalars(select(Mailout.id).where(Mailout.campaign_id == campaign_id).order_by(Mailout.id))
     )
+
+
+# Throttles: counters shared by every process (rate-limit windows, spent one-time proofs)
+
+
+def throttle_hit(session: Session, key: str, expires_at: dt.datetime, now: dt.datetime) -> int:
+    """Count one hit on a shared counter and return its count, in one statement (concurrent hits from
+    other processes are counted, never lost). A counter found past its expiry starts again at 1."""
+    from sqlalchemy import case
+
+    from mailer.store.models import Throttle
+
+    insert = _insert(session)(Throttle).values(key=key, hits=1, expires_at=expires_at)
+    expired = Throttle.expires_at <= now
+    statement = insert.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "hits": case((expired, 1), else_=Throttle.hits + 1),
+            "expires_at": case((expired, insert.excluded.expires_at), else_=Throttle.expires_at),
+        },
+    ).returning(Throttle.hits)
+    return int(session.execute(statement).scalar_one())
+
+
+def delete_expired_throttles(session: Session, now: dt.datetime) -> int:
+    """Delete the counters whose window or lifetime has ended; how many were deleted (for the sweep)."""
+    from sqlalchemy import delete
+
+    from mailer.store.models import Throttle
+
+    return _changed(session, delete(Throttle).where(Throttle.expires_at <= now))

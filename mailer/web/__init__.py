@@ -3,8 +3,9 @@
 Views parse input, call one use-case in :mod:`mailer.letters`, and render the answer in the page's
 language. Defences: CSRF tokens (Flask-WTF), a honeypot field, a self-hosted ALTCHA proof-of-work (with a
 stricter rate limit for browsers without JavaScript, as in Tor Browser's safest mode), rate limits per
-client IP (taken only from a configured number of trusted proxy hops), a cap on confirmation emails per
-address per day, and answers that never tell whether an address is known.
+client IP (taken only from a configured number of trusted proxy hops; IPv6 clients counted per /64), a cap
+on confirmation emails per mailbox per day, and answers that never tell whether an address is known. The
+counters and the spent proofs are shared by every process of the installation (:mod:`mailer.web.limits`).
 """
 
 from __future__ import annotations
@@ -13,30 +14,56 @@ import base64
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from altcha import v1 as altcha_v1
 from babel import negotiate_locale
 from flask import Flask, Response, abort, g, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
-from limits import parse, storage, strategies
+from limits import parse
 from sendgrid.helpers.eventwebhook import EventWebhookHeader
 from wtforms import ValidationError
 
 from mailer import campaigns, events, letters
 from mailer.errors import N_, MailerError, NotFoundError
+from mailer.fields import mailbox_key
 from mailer.governorates import GOVERNORATES, governorate_name
 from mailer.i18n import format_number, translations
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
+from mailer.web.limits import client_bucket, make_throttle
 
 FORM_MAX_BYTES = 64 * 1024
 CHALLENGE_MAX = 100_000  # a few hundred milliseconds of a phone's time
+CHALLENGE_LIFETIME = dt.timedelta(minutes=20)
+PROOF_SPENT_SECONDS = 3600  # a spent proof is remembered longer than its challenge lives
+PROOF_MAX_CHARS = 1000  # our page sends about 300: anything longer is not a proof
 LIMITS = {
     "ip_with_proof": parse("20/hour"),
     "ip_without_proof": parse("5/hour"),  # no JavaScript, no proof-of-work: stricter
     "confirmations_per_address": parse("3/day"),  # the form cannot flood a third party's inbox
 }
+#: Pages whose address carries a token: never kept by a browser's or a proxy's cache.
+TOKEN_ENDPOINTS = frozenset({"confirm_page", "confirm_submit", "unsubscribe_page", "unsubscribe_submit"})
+
+
+def read_proof(payload: str) -> dict[str, Any] | None:
+    """The fields of an ALTCHA solution as our page sends them (base64 of a JSON object with string
+    fields and a whole number), or None for anything else."""
+    if len(payload) > PROOF_MAX_CHARS:
+        return None
+    try:
+        data = json.loads(base64.b64decode(payload, validate=True))
+    except (ValueError, RecursionError):  # not base64, not UTF-8, not JSON, or nested too deep
+        return None
+    if not isinstance(data, dict):
+        return None
+    if not all(isinstance(data.get(f), str) for f in ("algorithm", "challenge", "salt", "signature")):
+        return None
+    number = data.get("number")
+    if not isinstance(number, int) or isinstance(number, bool):
+        return None
+    return data
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -47,10 +74,15 @@ def create_app(runtime: Runtime) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=events.MAX_WEBHOOK_BYTES,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=runtime.settings.base_url.startswith("https://"),
     )
-    backend_url = runtime.settings.broker_url or "memory://"
-    limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(backend_url))
-    used_challenges = storage.storage_from_string(backend_url)
+    # Shared by every process: Redis with a broker, else the database (never one worker's memory).
+    throttle = make_throttle(
+        runtime.db,
+        runtime.settings.broker_url,
+        runtime.settings.require_secret_keys()[0],
+        lambda: runtime.clock(),
+    )
     proxy_hops = runtime.settings.proxy_hops
 
     def client_ip() -> str:
@@ -93,8 +125,12 @@ def create_app(runtime: Runtime) -> Flask:
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
         )
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin: Flask-WTF checks an https POST's Referer against our own host (CSRF), and no
+        # other site ever learns which page, or which token in its address, a visitor came from.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.endpoint in TOKEN_ENDPOINTS:
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -119,6 +155,16 @@ def create_app(runtime: Runtime) -> Flask:
     def _missing(error: Any) -> tuple[str, int]:
         return render("web/message.html", 404, title_key="missing", detail=None)
 
+    @app.errorhandler(413)
+    def _too_large(error: Any) -> Any:
+        if request.path.startswith("/webhooks/"):
+            return Response("request body too large\n", status=413, mimetype="text/plain")
+        return render("web/message.html", 413, title_key="too_large", detail=None)
+
+    def too_many(retry_after: int) -> tuple[str, int, dict[str, str]]:
+        body, status = render("web/message.html", 429, title_key="slow_down", detail=None)
+        return body, status, {"Retry-After": str(retry_after)}
+
     @app.get("/")
     def home() -> Any:
         return redirect(url_for("campaign_list", locale=g.locale.code))
@@ -134,7 +180,7 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.get("/altcha/challenge")
     def altcha_challenge() -> Any:
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)
+        expires = dt.datetime.now(dt.UTC) + CHALLENGE_LIFETIME
         options = altcha_v1.ChallengeOptions(
             hmac_key=runtime.settings.require_secret_keys()[0], max_number=CHALLENGE_MAX, expires=expires
         )
@@ -148,14 +194,14 @@ def create_app(runtime: Runtime) -> Flask:
         }
 
     def proof_is_valid(payload: str) -> bool:
-        """A solved challenge, not expired, and never used before."""
-        ok, _ = altcha_v1.verify_solution(
-            payload, runtime.settings.require_secret_keys()[0], check_expires=True
-        )
-        if not ok:
+        """A solved challenge, not expired, and never used before (by any process of this installation)."""
+        proof = read_proof(payload)
+        if proof is None:
             return False
-        signature = json.loads(base64.b64decode(payload)).get("signature", "")
-        return bool(used_challenges.incr(f"altcha:{signature}", 3600) == 1)
+        ok, _ = altcha_v1.verify_solution(
+            cast(altcha_v1.PayloadType, proof), runtime.settings.require_secret_keys()[0], check_expires=True
+        )
+        return ok and throttle.spend_once("altcha", proof["signature"], PROOF_SPENT_SECONDS)
 
     def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
         code = g.locale.code
@@ -173,6 +219,13 @@ def create_app(runtime: Runtime) -> Flask:
             "local": page.local,
             "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
         }
+
+    def form_again(slug: str, raw: dict[str, str], problems: dict[str, MailerError]) -> tuple[str, int]:
+        """The action page again with the problems beside their fields (a 404 for an unknown campaign)."""
+        try:
+            return render("web/action.html", 400, **action_context(slug, raw, problems))
+        except NotFoundError:
+            abort(404)
 
     @app.get("/<locale>/<slug>")
     def action_page(locale: str, slug: str) -> Any:
@@ -196,15 +249,18 @@ def create_app(runtime: Runtime) -> Flask:
             problems = {
                 "altcha": MailerError(N_("the anti-robot check failed; please reload the page and try again"))
             }
-            return render("web/action.html", 400, **action_context(slug, raw, problems))
-        limit = LIMITS["ip_with_proof"] if proof else LIMITS["ip_without_proof"]
-        if not limiter.hit(limit, "ip", client_ip()):
-            return render("web/message.html", 429, title_key="slow_down", detail=None)
+            return form_again(slug, raw, problems)
+        name = "ip_with_proof" if proof else "ip_without_proof"
+        allowed, retry_after = throttle.hit(name, client_bucket(client_ip()), LIMITS[name])
+        if not allowed:
+            return too_many(retry_after)
         try:
             form = letters.check_form(raw, slug, g.locale.code)
         except letters.FormError as error:
-            return render("web/action.html", 400, **action_context(slug, raw, error.fields))
-        if not limiter.hit(LIMITS["confirmations_per_address"], "address", form.email.lower()):
+            return form_again(slug, raw, error.fields)
+        # Per mailbox, not per spelling: victim+1@, Victim@ and v.ictim@ reach the same inbox.
+        name = "confirmations_per_address"
+        if not throttle.hit(name, mailbox_key(form.email), LIMITS[name])[0]:
             # Same answer as success: the page must not tell whether this address is being used.
             return render("web/message.html", 200, title_key="check_inbox", detail=None)
         try:
@@ -212,7 +268,7 @@ def create_app(runtime: Runtime) -> Flask:
         except NotFoundError:
             abort(404)
         except MailerError as error:
-            return render("web/action.html", 400, **action_context(slug, raw, {"form": error}))
+            return form_again(slug, raw, {"form": error})
         return render("web/message.html", 200, title_key="check_inbox", detail=None)
 
     @app.get("/confirm/<token>")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Message
+from mailer.web import create_app
 from tests.web.conftest import csrf_of
+from tests.web.proofs import encode, solved_proof
 
 PAGE = "/{code}/protect-hrds-iraq"
 
@@ -76,7 +81,20 @@ def test_a_whole_note_of_100_kb_is_refused_before_anything_runs(
     token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
     response = client.post(PAGE.format(code="en"), data=good_form(token, note="x" * 100_000))
     assert response.status_code == 413
+    assert "Too much text" in response.get_data(as_text=True)  # our page, not the framework's
     assert count(runtime, Letter) == 0
+
+
+@pytest.mark.parametrize(("code", "direction"), [("ar", "rtl"), ("ckb", "rtl"), ("kmr", "ltr")])
+def test_an_oversize_form_is_answered_in_the_page_language(
+    client: FlaskClient, code: str, direction: str
+) -> None:
+    token = csrf_of(client.get(PAGE.format(code=code)).get_data(as_text=True))
+    response = client.post(PAGE.format(code=code), data=good_form(token, note="x" * 100_000))
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert f'<html lang="{code}" dir="{direction}">' in html
+    assert "Request Entity Too Large" not in html
 
 
 def test_no_csrf_token_no_letter(client: FlaskClient, runtime: Runtime) -> None:
@@ -119,6 +137,52 @@ def test_double_opt_in_through_the_pages(client: FlaskClient, runtime: Runtime) 
     assert "٧" in counter  # seven letters, in Arabic-Indic digits
 
 
+def test_pages_with_a_token_in_their_address_are_never_cached(client: FlaskClient) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    answers = [
+        client.get("/confirm/forged.token.value"),
+        client.post("/confirm/forged.token.value", data={"csrf_token": token}),
+        client.get("/u/forged.token.value"),
+        client.post("/u/forged.token.value", data={"csrf_token": token}),
+        client.post("/u/forged.token.value", data={"List-Unsubscribe": "One-Click"}),
+    ]
+    assert [a.headers.get("Cache-Control") for a in answers] == ["no-store"] * len(answers)
+    assert all(a.headers["Referrer-Policy"] == "same-origin" for a in answers)
+
+
+def session_cookie(client: FlaskClient) -> str:
+    response = client.get(PAGE.format(code="en"))  # the form's CSRF token lives in the session
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    return cookie
+
+
+def test_the_session_cookie_is_secure_when_the_site_is_https(client: FlaskClient) -> None:
+    assert "; Secure" in session_cookie(client)  # the tests' MAILER_BASE_URL is https://
+
+
+def test_a_letter_can_be_sent_from_the_page_over_https(runtime: Runtime, app: Flask) -> None:
+    """Behind https, Flask-WTF wants a same-origin Referer on a POST: the page's policy lets the browser
+    send it to us (and to nobody else), so the form works on a real site."""
+    client = app.test_client()
+    base = "https://act.example.org"
+    page = client.get(PAGE.format(code="kmr"), base_url=base)
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    answer = client.post(
+        PAGE.format(code="kmr"),
+        data=good_form(csrf_of(page.get_data(as_text=True))),
+        base_url=base,
+        headers={"Referer": base + PAGE.format(code="kmr")},  # what a browser sends under same-origin
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    assert len(outbox(runtime, "confirm")) == 1
+
+
+def test_the_session_cookie_works_on_a_plain_http_site(app: Flask, runtime: Runtime) -> None:
+    local = Runtime(dataclasses.replace(runtime.settings, base_url="http://localhost:8000"))
+    local.__dict__["db"] = runtime.db
+    assert "; Secure" not in session_cookie(create_app(local).test_client())
+
+
 def test_forged_confirmation_links_send_nothing(client: FlaskClient, runtime: Runtime) -> None:
     page = client.get("/confirm/forged.token.value")
     assert page.status_code == 400  # the page says the link does not work, and offers no button
@@ -133,11 +197,89 @@ def test_forged_confirmation_links_send_nothing(client: FlaskClient, runtime: Ru
 
 def test_without_javascript_a_stricter_limit_per_ip(client: FlaskClient, runtime: Runtime) -> None:
     token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
-    codes = [
-        client.post(PAGE.format(code="en"), data=good_form(token, email=f"p{n}@example.org")).status_code
+    answers = [
+        client.post(PAGE.format(code="en"), data=good_form(token, email=f"p{n}@example.org"))
         for n in range(7)
     ]
-    assert codes == [200] * 5 + [429] * 2
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    # The test clock reads 10:00 in Baghdad, on the hour: the hour's window closes in 3600 seconds.
+    assert [a.headers.get("Retry-After") for a in answers] == [None] * 5 + ["3600"] * 2
+
+
+def test_many_letters_from_one_ip_with_proofs_get_429_and_when_to_retry(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    answers = [
+        client.post(
+            PAGE.format(code="en"), data=good_form(token, email=f"w{n}@example.org", altcha=solved_proof())
+        )
+        for n in range(22)
+    ]
+    assert [a.status_code for a in answers] == [200] * 20 + [429] * 2
+    assert [a.headers.get("Retry-After") for a in answers[20:]] == ["3600", "3600"]
+    assert "Too many attempts" in answers[-1].get_data(as_text=True)
+    assert count(runtime, Letter) == 20
+
+
+def test_a_replayed_proof_is_refused(client: FlaskClient, runtime: Runtime) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    proof = solved_proof()
+    first = client.post(PAGE.format(code="en"), data=good_form(token, email="a@example.org", altcha=proof))
+    again = client.post(PAGE.format(code="en"), data=good_form(token, email="b@example.org", altcha=proof))
+    assert (first.status_code, again.status_code) == (200, 400)
+    assert "anti-robot" in again.get_data(as_text=True)
+    assert count(runtime, Letter) == 1
+
+
+FIELDS = ["algorithm", "challenge", "number", "salt", "signature"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(encode(FIELDS), id="a JSON list"),
+        pytest.param(encode(" ".join(FIELDS)), id="a JSON string"),
+        pytest.param(
+            encode({"algorithm": "SHA-256", "challenge": "0" * 64, "number": 1, "salt": 5, "signature": "x"}),
+            id="a number as salt",
+        ),
+        pytest.param(
+            encode(
+                {"algorithm": "SHA-256", "challenge": "0" * 64, "number": "1", "salt": "s", "signature": []}
+            ),
+            id="a list as signature",
+        ),
+        pytest.param(encode(None), id="JSON null"),
+        pytest.param("not base64 at all!", id="not base64"),
+        pytest.param("////", id="base64 of bytes that are not UTF-8"),
+        pytest.param(encode([[]]).replace("=", "") + "=", id="broken padding"),
+    ],
+)
+def test_a_malformed_proof_gets_the_form_again(client: FlaskClient, runtime: Runtime, payload: str) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    response = client.post(PAGE.format(code="en"), data=good_form(token, altcha=payload))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "anti-robot check failed" in html
+    assert 'value="Rojda Şêxo"' in html  # what the supporter wrote is still there
+    assert count(runtime, Letter) == 0
+
+
+def test_a_proof_nested_too_deep_gets_the_form_again(client: FlaskClient) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    for depth in (100, 5000):
+        payload = base64.b64encode(("[" * depth + "]" * depth).encode()).decode()
+        response = client.post(PAGE.format(code="en"), data=good_form(token, altcha=payload))
+        assert response.status_code == 400, depth
+
+
+def test_an_invalid_form_for_an_unknown_campaign_is_not_found(client: FlaskClient) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    for problem in ({"name": ""}, {"altcha": "not base64 at all!"}):
+        response = client.post("/en/no-such-campaign", data=good_form(token, **problem))
+        assert response.status_code == 404, problem
+        assert "Page not found" in response.get_data(as_text=True)
 
 
 def test_a_spoofed_forwarded_for_header_does_not_escape_the_limit(client: FlaskClient) -> None:
