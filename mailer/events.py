@@ -72,6 +72,7 @@ DROP_REASONS = {
 SUPPRESSION_REASONS = ("unsubscribe", "hard_bounce", "complaint", "group_unsubscribe", "manual")
 SCOPES = ("supporter", "target")
 COMPLAINT_RATE_LIMIT = 0.001  # Gmail and Yahoo expect bulk senders under 0.3%; we stop at 0.1%
+MIN_COMPLAINTS_TO_PAUSE = 3
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 #: The sweep leaves events this young to the task the webhook queued, so the two rarely meet.
 APPLY_GRACE = dt.timedelta(seconds=60)
@@ -266,8 +267,12 @@ def _suppress_for_message(session: Session, message: Message, reason: str, sourc
 
 
 def _complaint_rate_too_high(session: Session, mailout_id: int) -> bool:
-    sent, complained = repo.sent_and_complained(session, mailout_id)
-    return sent > 0 and complained / sent > COMPLAINT_RATE_LIMIT
+    """Over 0.1% of what was delivered, and at least a few complaints: one reader's click on "spam" in a
+    small mailout is no reason to stop it."""
+    delivered, complained = repo.delivered_and_complained(session, mailout_id)
+    if complained < MIN_COMPLAINTS_TO_PAUSE:
+        return False
+    return delivered == 0 or complained / delivered > COMPLAINT_RATE_LIMIT
 
 
 # Unsubscribing

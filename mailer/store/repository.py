@@ -728,18 +728,17 @@ def all_suppressions(session: Session) -> list[Suppression]:
     return list(session.scalars(select(Suppression).order_by(Suppression.created_at, Suppression.id)))
 
 
-def sent_and_complained(session: Session, mailout_id: int) -> tuple[int, int]:
-    sent = (
-        session.scalar(select(func.count()).where(Message.mailout_id == mailout_id, Message.status == "sent"))
-        or 0
+def delivered_and_complained(session: Session, mailout_id: int) -> tuple[int, int]:
+    """Messages of a mailout the provider delivered (a complaint means it was delivered too), and complaints."""
+    rows = dict(
+        session.execute(
+            select(Message.delivery, func.count())
+            .where(Message.mailout_id == mailout_id, Message.delivery.in_(("delivered", "complained")))
+            .group_by(Message.delivery)
+        ).all()
     )
-    complained = (
-        session.scalar(
-            select(func.count()).where(Message.mailout_id == mailout_id, Message.delivery == "complained")
-        )
-        or 0
-    )
-    return int(sent), int(complained)
+    complained = int(rows.get("complained", 0))
+    return int(rows.get("delivered", 0)) + complained, complained
 
 
 def delivery_counts(session: Session, mailout_id: int) -> dict[str, dict[str, int]]:
