@@ -22,6 +22,9 @@ from mailer.store.models import Supporter
 REQUIRED_COLUMNS = ("email", "name", "locale", "governorate")
 OPTIONAL_COLUMNS = ("tags",)
 MAX_NAME = 200
+#: One import's limits: the file is refused before it is read past these, and nothing is stored.
+MAX_IMPORT_BYTES = 100_000_000
+MAX_IMPORT_ROWS = 500_000
 # Characters a spreadsheet would run as a formula when a cell starts with them.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 
@@ -115,6 +118,12 @@ def parse_supporters_csv(text: str, filename: str) -> tuple[list[SupporterRow], 
         if not any(cell.strip() for cell in cells):
             continue
         count += 1
+        if count > MAX_IMPORT_ROWS:
+            raise ImportFileError(
+                N_("%(file)s: more than %(max)d rows; nothing was imported. Split the file"),
+                file=filename,
+                max=MAX_IMPORT_ROWS,
+            )
         if len(cells) != len(columns):
             rejected.append(
                 ImportRowError(
@@ -200,6 +209,14 @@ def merge_duplicates(rows: list[SupporterRow]) -> tuple[list[SupporterRow], int]
 def import_supporters(db: Database, path: Path) -> ImportReport:
     """Import a CSV of supporters; existing supporters (same address, any case) are updated, never doubled."""
     try:
+        size = path.stat().st_size
+        if size > MAX_IMPORT_BYTES:  # refused before it is read: memory stays bounded
+            raise ImportFileError(
+                N_("%(file)s: %(size)d MB is more than the %(max)d MB one import takes; split the file"),
+                file=path.name,
+                size=-(-size // 1_000_000),
+                max=MAX_IMPORT_BYTES // 1_000_000,
+            )
         data = path.read_bytes()
     except OSError as err:
         raise ImportFileError(

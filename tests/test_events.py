@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -293,6 +294,74 @@ def test_forged_tokens_get_the_same_answer(web: FlaskClient, sent: Runtime) -> N
     )
     assert (real.status_code, real.get_data()) == (forged.status_code, forged.get_data())
     assert web.get("/u/not.a.token").status_code == 200
+
+
+def forgeries(runtime: Runtime, message_id: int) -> dict[str, str]:
+    """U1: a tampered payload, another supporter's id under this MAC, a cut MAC, a key no longer in use."""
+    real = unsubscribe_token(runtime, message_id)
+    payload, _, mac = real.rpartition(".")
+    head, _, stamp = payload.rpartition(".")
+    other = base64.urlsafe_b64encode(json.dumps({"s": 2, "m": message_id}).encode()).decode().rstrip("=")
+    return {
+        "tampered payload": head[:-2] + ("AA" if head[-2:] != "AA" else "BB") + "." + stamp + "." + mac,
+        "other supporter, own MAC": f"{other}.{stamp}.{mac}",
+        "truncated MAC": f"{payload}.{mac[:-6]}",
+        "retired key": TokenSigner(("retired-key-0123456789abcdef0123",)).sign(
+            "unsubscribe", {"s": 1, "m": message_id}
+        ),
+        "confirmation token": TokenSigner(runtime.settings.secret_keys).sign("confirm", {"l": 1}),
+    }
+
+
+def test_forged_unsubscribe_tokens_change_nothing_and_look_like_any_other(
+    web: FlaskClient, sent: Runtime
+) -> None:
+    target = message_ids(sent)[0]  # an English reader, like the page's language for forged links
+    one_click = {
+        "data": "List-Unsubscribe=One-Click",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+    page = web.get(f"/u/{unsubscribe_token(sent, target)}")
+    button = {"data": {"csrf_token": csrf_of(page.get_data(as_text=True))}}
+    answers = {}
+    for name, token in forgeries(sent, target).items():
+        answers[name] = [
+            (r.status_code, r.get_data())
+            for r in (web.post(f"/u/{token}", **one_click), web.post(f"/u/{token}", **button))  # type: ignore[arg-type]
+        ]
+    assert subscribed(sent, target)  # none of them unsubscribed anyone
+    assert count(sent, Suppression) == 0
+    genuine = [
+        (r.status_code, r.get_data())
+        for r in (
+            web.post(f"/u/{unsubscribe_token(sent, target)}", **one_click),  # type: ignore[arg-type]
+            web.post(f"/u/{unsubscribe_token(sent, target)}", **button),  # type: ignore[arg-type]
+        )
+    ]
+    assert not subscribed(sent, target)
+    assert all(answer == genuine for answer in answers.values()), answers.keys()
+
+
+def test_unsubscribing_tells_nobody_whether_an_address_was_subscribed(
+    web: FlaskClient, sent: Runtime
+) -> None:
+    """U2: a subscribed supporter and one who never was get the same answer, byte for byte."""
+    subscribed_one, never = message_ids(sent)[0], message_ids(sent)[4]  # both English readers
+    with sent.db.session() as session:
+        supporter = session.get(Supporter, session.get(Message, never).supporter_id)  # type: ignore[union-attr]
+        supporter.subscribed = False  # type: ignore[union-attr]
+    one_click = {
+        "data": "List-Unsubscribe=One-Click",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+    first = web.post(f"/u/{unsubscribe_token(sent, subscribed_one)}", **one_click)  # type: ignore[arg-type]
+    second = web.post(f"/u/{unsubscribe_token(sent, never)}", **one_click)  # type: ignore[arg-type]
+    pages = [
+        web.get(f"/u/{unsubscribe_token(sent, m)}").get_data(as_text=True) for m in (subscribed_one, never)
+    ]
+    assert (first.status_code, first.get_data()) == (second.status_code, second.get_data())
+    strip = [re.sub(r'value="[^"]+"', "", re.sub(r"/u/[^\"]+", "", p)) for p in pages]
+    assert strip[0] == strip[1]
 
 
 def test_tokens_signed_with_the_previous_key_still_work(sent: Runtime) -> None:

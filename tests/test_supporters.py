@@ -103,3 +103,41 @@ def test_reimport_updates_and_never_doubles_or_resubscribes(db: Database, tmp_pa
         assert session.scalar(select(func.count()).select_from(Suppression)) == 1
     unchanged = import_supporters(db, path)
     assert (unchanged.created, unchanged.unchanged, unchanged.updated) == (0, 1, 1)
+
+
+def test_a_messy_file_is_read_row_by_row(db: Database, tmp_path: Path) -> None:
+    """C1: a byte-order mark, CRLF and CR and LF line ends, a quoted line break, a NUL byte, extra cells."""
+    content = (
+        b"\xef\xbb\xbf"
+        + HEADER.encode()
+        + b"crlf@example.org,Ali,ar,Basra,\r\n"  # row 2
+        + b'quoted@example.org,"Sara\nMiller",en,,\n'  # row 3: a line break inside a name
+        + b"nul@example.org,Zai\x00nab,ar,,\r"  # row 4
+        + b"extra@example.org,Bea,en,,,surplus\n"  # row 5
+        + "kurdish@example.net,شیلان ئەحمەد,ckb,Erbil,\n".encode()  # row 6
+    )
+    report = import_supporters(db, write(tmp_path, content))
+    assert {(e.row, e.field) for e in report.rejected} == {(3, "name"), (4, "name"), (5, "row")}
+    assert (report.rows_read, report.created) == (5, 2)
+    with db.session() as session:
+        assert sorted(s.email for s in session.scalars(select(Supporter))) == [
+            "crlf@example.org",
+            "kurdish@example.net",
+        ]
+
+
+def test_oversize_files_and_fields_are_refused_whole_and_clearly(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C3: caps on bytes and rows are checked before anything is stored; a 10 MB cell names its row."""
+    huge_cell = HEADER + "a@example.org,Ali,ar,,\n" + "b@example.org," + "x" * 10_000_000 + ",en,,\n"
+    with pytest.raises(ImportFileError, match=r"people\.csv: row 3: field larger than field limit"):
+        import_supporters(db, write(tmp_path, huge_cell.encode()))
+    monkeypatch.setattr("mailer.supporters.MAX_IMPORT_BYTES", 1_000_000)
+    with pytest.raises(ImportFileError, match=r"big\.csv: 11 MB is more than the 1 MB one import takes"):
+        import_supporters(db, write(tmp_path, huge_cell.encode(), "big.csv"))
+    monkeypatch.setattr("mailer.supporters.MAX_IMPORT_ROWS", 3)
+    rows = "".join(f"p{i}@example.org,P,en,,\n" for i in range(4))
+    with pytest.raises(ImportFileError, match=r"rows\.csv: more than 3 rows; nothing was imported"):
+        import_supporters(db, write(tmp_path, (HEADER + rows).encode(), "rows.csv"))
+    assert count(db) == 0
