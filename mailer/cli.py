@@ -747,6 +747,7 @@ def _report_table(title: str, report: dict[str, Any]) -> Table:
         "deferred": _("deferred"),
         "bounced": _("bounced"),
         "dropped": _("dropped"),
+        "unconfirmed": _("no confirmation"),
         "complained": _("complained"),
         "unsubscribed": _("unsubscribed"),
         "failed": _("failed"),

@@ -73,6 +73,8 @@ SUPPRESSION_REASONS = ("unsubscribe", "hard_bounce", "complaint", "group_unsubsc
 SCOPES = ("supporter", "target")
 COMPLAINT_RATE_LIMIT = 0.001  # Gmail and Yahoo expect bulk senders under 0.3%; we stop at 0.1%
 MIN_COMPLAINTS_TO_PAUSE = 3
+#: SendGrid retries its webhook for 24 hours: a message accepted longer ago with no event is unconfirmed.
+UNCONFIRMED_AFTER = dt.timedelta(hours=24)
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 #: The sweep leaves events this young to the task the webhook queued, so the two rarely meet.
 APPLY_GRACE = dt.timedelta(seconds=60)
@@ -384,6 +386,7 @@ def export_suppressions_csv(rows: Iterable[dict[str, Any]]) -> str:
 DELIVERY_COLUMNS = (
     "queued",
     "sent",
+    "unconfirmed",
     "delivered",
     "deferred",
     "bounced",
@@ -395,12 +398,15 @@ DELIVERY_COLUMNS = (
 )
 
 
-def mailout_report(db: Database, mailout_id: int) -> dict[str, Any]:
-    """Per locale: the ledger's states beside what the provider reported, for one mailout."""
+def mailout_report(db: Database, mailout_id: int, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Per locale: the ledger's states beside what the provider reported, for one mailout. A message the
+    provider accepted long ago without a word since is "unconfirmed", never counted as delivered."""
+    cutoff = (now or dt.datetime.now(dt.UTC)) - UNCONFIRMED_AFTER
     with db.session() as session:
         mailout = repo.get_mailout(session, mailout_id)
         ledger = repo.message_counts(session, mailout_id)
         delivery = repo.delivery_counts(session, mailout_id)
+        unconfirmed = repo.unconfirmed_counts(session, mailout_id, cutoff)
         unsubscribed = repo.unsubscribed_counts(session, mailout_id)
         status = mailout.status
     per_locale: dict[str, dict[str, int]] = {}
@@ -411,6 +417,7 @@ def mailout_report(db: Database, mailout_id: int) -> dict[str, Any]:
         per_locale[code] = {
             "queued": states.get("queued", 0) + states.get("sending", 0),
             "sent": states.get("sent", 0),
+            "unconfirmed": unconfirmed.get(code, 0),
             "delivered": reported.get("delivered", 0),
             "deferred": reported.get("deferred", 0),
             "bounced": reported.get("bounced", 0),

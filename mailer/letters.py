@@ -13,7 +13,6 @@ anything into it), so the form cannot make our address send someone else's words
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -29,7 +28,7 @@ from mailer.fields import FieldProblem, check_address, check_line, check_text
 from mailer.governorates import find_governorate, governorate_name
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import PreparedEmail
-from mailer.sending import ComposeContext, Composed, Parcel, utc_now
+from mailer.sending import ComposeContext, Composed, Parcel, ledger_message_id, utc_now
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign, Letter, Message, Supporter, Target
@@ -420,7 +419,7 @@ def _single(
         ledger_id=message.id,
         address=to,
         values={},
-        message_id=f"<{kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
+        message_id=ledger_message_id(message, domain),
     )
     bulk = BulkEmail(
         kind=kind,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 import logging
 import random
@@ -314,6 +315,13 @@ class _BatchRun:
         return "unknown", {"error": delivery.error, "provider_message_id": delivery.provider_id}
 
 
+def ledger_message_id(message: Message, domain: str) -> str:
+    """The Message-ID of a ledger row, the same every time it is composed: should a person ever send an
+    'unknown' row again, mail clients see one message, not two (RFC 5322 3.6.4)."""
+    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:16]
+    return f"<{message.kind}.{message.id}.{digest}@{domain}>"
+
+
 def _chunks(messages: list[Message], size: int) -> list[list[Message]]:
     """Runs of one (mailout, content locale), at most ``size`` long: one provider call each."""
     ordered = sorted(messages, key=lambda m: (m.mailout_id or 0, m.content_locale, m.id))
@@ -343,7 +351,7 @@ def _recipient(
             "action_url": f"{sender.base_url}/{code}/{campaign.slug}",
             "unsubscribe_url": unsubscribe_url,
         },
-        message_id=f"<{message.kind}.{message.id}.{secrets.token_hex(6)}@{domain}>",
+        message_id=ledger_message_id(message, domain),
         # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
         headers={
             "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",

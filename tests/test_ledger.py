@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailer import campaigns, mailouts, sending
+from mailer import campaigns, events, mailouts, sending
 from mailer.config import Settings
 from mailer.errors import MailerError, MailoutError
 from mailer.resources import demo_dir
@@ -365,3 +365,19 @@ def test_a_reload_during_a_mailout_changes_nothing_it_sends(
     assert not any("CHANGED" in d.subject for d in fake.delivered)
     assert len({d.subject for d in fake.delivered}) == 4  # one subject per language, as launched
     assert subjects_before <= {d.subject for d in fake.delivered}
+
+
+def test_accepted_without_any_event_is_unconfirmed_never_delivered(rt: Runtime, fake: FakeSendGrid) -> None:
+    """P10: SendGrid took every message (202) and no webhook ever came."""
+    clock = Clock()
+    result = launch(rt, clock)
+    run_all(rt, clock)
+    soon = events.mailout_report(rt.db, result.mailout_id, now=clock.now + dt.timedelta(hours=1))
+    assert (soon["total"]["sent"], soon["total"]["unconfirmed"], soon["total"]["delivered"]) == (120, 0, 0)
+    later = events.mailout_report(rt.db, result.mailout_id, now=clock.now + dt.timedelta(hours=25))
+    assert (later["total"]["sent"], later["total"]["unconfirmed"], later["total"]["delivered"]) == (
+        120,
+        120,
+        0,
+    )
+    assert later["locales"]["ar"]["unconfirmed"] == 30

@@ -728,6 +728,21 @@ def all_suppressions(session: Session) -> list[Suppression]:
     return list(session.scalars(select(Suppression).order_by(Suppression.created_at, Suppression.id)))
 
 
+def unconfirmed_counts(session: Session, mailout_id: int, sent_before: dt.datetime) -> dict[str, int]:
+    """Per locale: messages the provider accepted before a time and has said nothing about since."""
+    rows = session.execute(
+        select(Message.locale, func.count())
+        .where(
+            Message.mailout_id == mailout_id,
+            Message.status == "sent",
+            Message.delivery.is_(None),
+            Message.sent_at < sent_before,
+        )
+        .group_by(Message.locale)
+    )
+    return {locale: count for locale, count in rows}
+
+
 def delivered_and_complained(session: Session, mailout_id: int) -> tuple[int, int]:
     """Messages of a mailout the provider delivered (a complaint means it was delivered too), and complaints."""
     rows = dict(

@@ -19,6 +19,8 @@ class SmtpRecorder:
     """The aiosmtpd handler: keeps each accepted message; replies codes set per address."""
 
     replies: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 no such user"
+    # Addresses whose message is taken, then the connection dropped before the final reply (RFC 1047).
+    drop_after_data: set[str] = field(default_factory=set)
     received: list[tuple[str, EmailMessage]] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)  # one client port per connection
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -35,6 +37,8 @@ class SmtpRecorder:
             self.peers.add(tuple(session.peer[:2]))
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, message))
+        if any(rcpt.lower() in self.drop_after_data for rcpt in envelope.rcpt_tos):
+            server.transport.abort()  # the message is in; the client never hears the 250
         return "250 Message accepted"
 
     def counts(self) -> Counter[str]:

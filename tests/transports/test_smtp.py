@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
 import pytest
 import trustme
 
+from mailer import campaigns, mailouts, sending
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store import repository as repo
+from mailer.supporters import import_supporters
 from mailer.transports import TransportHalted
 from mailer.transports.smtp import SmtpTransport
 from tests.conftest import free_port
+from tests.factories import supporters_csv
 from tests.fakes.smtp_server import SmtpServer
 from tests.transports.test_contract import bulk
 
@@ -77,3 +87,32 @@ def test_one_connection_for_a_batch() -> None:
         transport.close()
     assert len(server.recorder.counts()) == 8
     assert len(server.recorder.peers) == 1
+
+
+def test_a_connection_lost_after_the_final_dot_is_unknown_never_sent_again(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """P9: the relay took the message but the 250 never came; the row is 'unknown' and no sweep resends it.
+    Its Message-ID is the same whenever the row is composed, so a person's resend would be one message."""
+    with SmtpServer(free_port()) as server:
+        server.recorder.drop_after_data = {"supporter00001@example.org"}
+        rt = Runtime(dataclasses.replace(runtime.settings, transport="smtp", smtp_url=server.url()))
+        rt.__dict__["db"] = runtime.db
+        campaigns.load_campaign(rt.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
+        supporters_csv(tmp_path / "people.csv", 4)
+        import_supporters(rt.db, tmp_path / "people.csv")
+        result = mailouts.launch_mailout(rt.db, rt.backend, "protect-hrds-iraq", {}, {})
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+        mailouts.sweep(rt.db, rt.backend, lambda: later)
+        status = mailouts.mailout_status(rt.db, result.mailout_id)
+        rt.close()
+    assert (status.counts["sent"], status.counts["unknown"]) == (3, 1)
+    assert set(server.recorder.counts().values()) == {1}
+    assert len(server.recorder.counts()) == 4  # the relay has all four, each once
+    with runtime.db.session() as session:
+        (row,) = [m for m in repo.get_messages(session, [1, 2, 3, 4]) if m.status == "unknown"]
+        assert "connection lost" in (row.error or "")
+        first = sending.ledger_message_id(row, "example.org")
+        assert sending.ledger_message_id(row, "example.org") == first
+    received = {address: message["Message-ID"] for address, message in server.recorder.received}
+    assert received["supporter00001@example.org"] == first
