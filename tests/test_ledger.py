@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -381,3 +382,48 @@ def test_accepted_without_any_event_is_unconfirmed_never_delivered(rt: Runtime, 
         0,
     )
     assert later["locales"]["ar"]["unconfirmed"] == 30
+
+
+def test_an_outage_that_never_ends_gives_up_with_the_reason(rt: Runtime, fake: FakeSendGrid) -> None:
+    """P2: 503 on every attempt: backoff, then 'failed' after the cap with SendGrid's answer; nothing sent."""
+    clock = Clock()
+    fake.inject(*[Fault(status=503) for _ in range(8 * 8)])
+    result = launch(rt, clock)
+    for _ in range(sending.MAX_ATTEMPTS):
+        run_all(rt, clock)
+        clock.advance(hours=2)  # past any backoff
+        mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    final = status(rt, result.mailout_id)
+    assert (final.status, final.counts["failed"], final.counts["sent"]) == ("finished", 120, 0)
+    with rt.db.session() as session:
+        (row, *_) = repo.get_messages(session, [1])
+        assert row.attempts == sending.MAX_ATTEMPTS
+        assert "gave up after 8 attempts: SendGrid HTTP 503" in (row.error or "")
+    assert fake.counts() == {}
+
+
+def test_a_batch_delivered_again_while_it_still_runs_sends_once(rt: Runtime, fake: FakeSendGrid) -> None:
+    """W9: a slow provider outlives the broker's visibility timeout; the redelivered task finds every row
+    claimed under an unexpired lease and does nothing."""
+    clock = Clock()
+    fake.inject(Fault(status=202, delay=1.0, accept=True))
+    launch(rt, clock)
+    (first, *_) = queue_of(rt).take()
+    outcomes: list[sending.BatchResult] = []
+
+    def deliver() -> None:
+        outcomes.append(
+            sending.send_batch(rt.db, rt.transport, rt.composers, rt.compose_context, first, clock)
+        )
+
+    slow = threading.Thread(target=deliver)
+    slow.start()
+    deadline = time.monotonic() + 30
+    while fake.requests == 0 and time.monotonic() < deadline:  # the first delivery is with the provider
+        time.sleep(0.01)
+    deliver()  # the same task, delivered again
+    slow.join()
+    assert sorted(o.claimed for o in outcomes) == [0, 25]
+    assert set(fake.counts().values()) == {1}
+    assert len(fake.counts()) == 25

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from sqlalchemy import select
 
 from mailer import campaigns, letters
+from mailer.errors import MailerError
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Supporter, Suppression
@@ -264,3 +266,20 @@ def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
     assert set(per_official.values()) == {2}  # the third letter to each official waits for the next hour
     letters.dispatch_letters(rt.db, rt.backend, clock=lambda: MORNING + dt.timedelta(minutes=61))
     assert len(outbox(rt, "letter")) == 3 * 4
+
+
+def test_an_old_confirmation_link_sends_nothing(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """U5: a link past its 48 hours is refused with a clear message, and nothing goes out."""
+    started = letters.start_letter(
+        rt.db, rt.backend, prefilled(rt, "en", governorate=""), clock=lambda: MORNING
+    )
+    now = time.time()
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now - 49 * 3600)  # signed two days ago
+    old = letters.confirmation_token(rt.signer, started.letter_id)
+    monkeypatch.undo()
+    with pytest.raises(MailerError, match="not valid or has expired"):
+        letters.confirm_letter(rt.db, rt.backend, rt.signer, old, clock=lambda: MORNING)
+    assert letters.letter_preview(rt.db, rt.signer, old) is None
+    fresh = letters.confirmation_token(rt.signer, started.letter_id)
+    assert letters.confirm_letter(rt.db, rt.backend, rt.signer, fresh, clock=lambda: MORNING).first_time
+    assert len(outbox(rt, "letter")) == 4
