@@ -332,17 +332,19 @@ def supporters_import(
                 "updated": report.updated,
                 "unchanged": report.unchanged,
                 "merged_duplicates": report.merged_duplicates,
+                "suppressed": report.suppressed,
                 "rejected": [{"row": e.row, "field": e.field, "reason": e.reason} for e in report.rejected],
             }
         )
         return
     _print_rejected(report.file, report.rejected, _("%(file)s: row %(row)d, %(field)s: %(reason)s"))
-    table = Table(title=_("Import of %(file)s") % {"file": report.file})
+    table = Table(title=plain(_("Import of %(file)s") % {"file": report.file}))
     table.add_column(_("Rows read"))
     table.add_column(_("New"))
     table.add_column(_("Updated"))
     table.add_column(_("Unchanged"))
     table.add_column(_("Duplicates merged"))
+    table.add_column(_("suppressed"))
     table.add_column(_("Rejected"))
     table.add_row(
         *(
@@ -353,6 +355,7 @@ def supporters_import(
                 report.updated,
                 report.unchanged,
                 report.merged_duplicates,
+                report.suppressed,
                 len(report.rejected),
             )
         )

@@ -50,6 +50,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     merged_duplicates: int = 0
+    suppressed: int = 0  # rows whose address asked for no more mail: kept so, never subscribed again
     rejected: list[ImportRowError] = field(default_factory=list)
 
 
@@ -231,6 +232,9 @@ def import_supporters_text(db: Database, text: str, filename: str) -> ImportRepo
     report = ImportReport(file=filename, rows_read=count, merged_duplicates=duplicates, rejected=rejected)
     with db.session() as session:  # one transaction: all good rows or none
         existing = repo.supporters_by_email_key(session, (r.email_key for r in unique_rows))
+        report.suppressed = len(
+            repo.suppressed_keys(session, [r.email_key for r in unique_rows], "supporter")
+        )
         for row in unique_rows:
             supporter = existing.get(row.email_key)
             if supporter is None:

@@ -49,3 +49,25 @@ def test_plain_text_paragraphs_start_with_rlm_in_rtl() -> None:
     lines = [line for line in text.splitlines() if line]
     assert all(line.startswith(RLM) for line in lines)
     assert text == f"{RLM}عنوان\n\n{RLM}فقرة أولى\n\n{RLM}• بند\n{RLM}• بند آخر\n"
+
+
+SSTI = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ 'x'|attr('format') }}",
+    "{{ config }}",
+    "{% for i in range(10**9) %}x{% endfor %}",
+]
+
+
+def test_template_syntax_in_campaign_content_is_only_text() -> None:
+    """T1: coordinators write Markdown with a fixed set of placeholders; no template language ever runs it."""
+    source = "\n\n".join(SSTI)
+    html = substitute(markdown_to_html(source, rtl=False), {}, for_html=True)
+    text = substitute(markdown_to_text(source, rtl=False), {}, for_html=False)
+    for rendered in (html, text):
+        assert "{{ config }}" in rendered
+        assert "{% for i in range(10**9) %}x{% endfor %}" in rendered  # one x: the loop never ran
+        assert "attr(" in rendered
+        for evaluated in ("<class", "<function", "builtins", "SECRET", "object at 0x"):
+            assert evaluated not in rendered

@@ -519,3 +519,18 @@ def test_the_unsubscribe_page_stores_its_event_as_applied(web: FlaskClient, sent
         (stored,) = session.scalars(select(Event))
         assert (stored.provider, stored.applied_at) == ("mailer", NOW)
     assert events.apply_unapplied_events(sent.db, NOW + dt.timedelta(hours=1)).events == 0
+
+
+def test_a_body_reserialised_by_a_proxy_is_refused(web: FlaskClient, sent: Runtime, signer: Signer) -> None:
+    """H5: the signature covers the raw bytes; the same events with other whitespace or key order are not them."""
+    body = json.dumps([event(message_ids(sent)[0], "bounce", 1000, "r1", type="bounce")]).encode()
+    headers = signer.headers(body, int(NOW.timestamp()))
+    for changed in (
+        json.dumps(json.loads(body), indent=1).encode(),
+        json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode(),
+    ):
+        assert changed != body
+        assert web.post("/webhooks/sendgrid", data=changed, headers=headers).status_code == 403
+    assert count(sent, Event) == 0
+    assert web.post("/webhooks/sendgrid", data=body, headers=headers).status_code == 200
+    assert count(sent, Event) == 1
