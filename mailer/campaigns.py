@@ -38,7 +38,8 @@ MANIFEST_KEYS = (
     "targets",
     "pacing",
 )
-_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+# "08:00-20:00"; an end of "24:00" means until midnight ("00:00-24:00": at any hour).
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
 
 

@@ -31,7 +31,7 @@ from mailer.errors import N_, ConfigError, MailerError
 from mailer.locales import LOCALE_CODES
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Message, Supporter, Target
+from mailer.store.models import Message, Supporter
 from mailer.tokens import InvalidToken, TokenSigner
 from mailer.transports.sendgrid import LEDGER_ARG
 
@@ -215,7 +215,7 @@ def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Ap
                 applied.resolved_unknown += 1
             reason = _suppression_reason(event.event_type, event.payload)
             if reason:
-                applied.suppressions += _suppress_for_message(
+                applied.suppressions += repo.suppress_for_message(
                     session, message, reason, f"sendgrid:{event.id}"
                 )
         for mailout_id in touched - {0}:
@@ -251,21 +251,6 @@ def _suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
     if event_type == "dropped":
         return DROP_REASONS.get(str(payload.get("reason", "")).strip().lower())
     return SUPPRESSING.get(event_type)
-
-
-def _suppress_for_message(session: Session, message: Message, reason: str, source: str) -> int:
-    if message.kind == "letter" and message.target_id:
-        target = session.get(Target, message.target_id)
-        if target is None:
-            return 0
-        if reason == "hard_bounce":
-            target.status = "bounced"  # the coordinator sees it in `mailer targets list`
-        return repo.add_suppression(session, target.email.lower(), "target", reason, source)
-    supporter = session.get(Supporter, message.supporter_id or 0)
-    if supporter is None:
-        return 0
-    supporter.subscribed = False
-    return repo.add_suppression(session, supporter.email_key, "supporter", reason, source)
 
 
 def _complaint_rate_too_high(session: Session, mailout_id: int) -> bool:

@@ -129,11 +129,11 @@ class Pacing:
 
     per_target_per_hour: int = 30
     start: dt.time = dt.time(8, 0)
-    end: dt.time = dt.time(20, 0)
+    end: dt.time | None = dt.time(20, 0)  # None: until midnight
 
     def open_at(self, moment: dt.datetime) -> bool:
         local = moment.astimezone(BAGHDAD).time()
-        return self.start <= local < self.end
+        return self.start <= local and (self.end is None or local < self.end)
 
 
 def campaign_targeting(campaign: Campaign) -> Targeting:
@@ -149,7 +149,9 @@ def campaign_pacing(campaign: Campaign) -> Pacing:
     spec = campaign.manifest.get("pacing") or {}
     start, _, end = str(spec.get("hours", "08:00-20:00")).partition("-")
     return Pacing(
-        int(spec.get("per_target_per_hour", 30)), dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+        int(spec.get("per_target_per_hour", 30)),
+        dt.time.fromisoformat(start),
+        None if end == "24:00" else dt.time.fromisoformat(end),
     )
 
 

@@ -161,8 +161,9 @@ def send_batch(
 ) -> BatchResult:
     """Send the ledger rows of a batch that this call can claim, one provider call per parcel."""
     result = BatchResult()
+    claimed_at = clock()  # the claim's stamp: every later write of this call is conditional on it
     with db.session() as session:
-        claimed = repo.claim_messages(session, message_ids, clock())
+        claimed = repo.claim_messages(session, message_ids, claimed_at)
     result.claimed = len(claimed)
     if not claimed:
         return result
@@ -178,7 +179,7 @@ def send_batch(
                 continue
             composed.add(_compose_isolated(session, composers[kind], rows, context))
     mailout_ids = {m.mailout_id for m in messages if m.mailout_id}
-    _BatchRun(db, transport, clock, retry_base, composed, mailout_ids, result, attempts).run()
+    _BatchRun(db, transport, clock, retry_base, composed, mailout_ids, result, attempts, claimed_at).run()
     return result
 
 
@@ -213,29 +214,36 @@ class _BatchRun:
     mailout_ids: set[int]
     result: BatchResult
     attempts: dict[int, int]
+    #: The claim's stamp. A sweeper (its clock ahead, or this run slower than the lease) may take the rows
+    #: back and another worker claim them again: this run's later writes then miss them, so two workers
+    #: never both call the provider for one row.
+    claimed_at: dt.datetime | None = None
+    #: Claimed rows whose provider call has not begun: what an interruption gives back to the queue.
+    pending: list[int] = field(default_factory=list)
 
     def run(self) -> None:
         db, clock = self.db, self.clock
-        pending = [i for parcel in self.composed.parcels for i in parcel.message_ids]
+        self.pending = [i for parcel in self.composed.parcels for i in parcel.message_ids]
         try:
             self._record([(i, "suppressed", {"error": reason}) for i, reason in self.composed.skipped])
             now = clock()
             self._record([(i, *self._retry_or_fail(i, reason, now)) for i, reason in self.composed.broken])
             for parcel in self.composed.parcels:
                 self._send(parcel)
-                done = set(parcel.message_ids)
-                pending = [i for i in pending if i not in done]
         except TransportHalted as halt:
             # The provider refused us: nothing more can leave until a person acts.
             with db.session() as session:
-                repo.release_messages(session, pending, clock())
+                repo.release_messages(session, self.pending, clock(), self.claimed_at)
                 for mailout_id in self.mailout_ids:
                     repo.pause_mailout(session, mailout_id, halt.to_json())
-            self.result.count("released", len(pending))
+            self.result.count("released", len(self.pending))
             log.error("transport %s halted: %s; mailouts paused", self.transport.name, halt)
         except BaseException:
-            with db.session() as session:  # never tried: give them back
-                repo.release_messages(session, pending, clock())
+            # Never tried: give them back. Not the rows of a provider call under way (a SIGTERM or a lost
+            # broker stops the task; the database fails while the answer is recorded): the provider may
+            # have them, so they stay 'sending' and the sweeper marks them 'unknown'.
+            with db.session() as session:
+                repo.release_messages(session, self.pending, clock(), self.claimed_at)
             raise
         finally:
             self.transport.close()
@@ -245,9 +253,13 @@ class _BatchRun:
 
     def _send(self, parcel: Parcel) -> None:
         with self.db.session() as session:  # the last word before the provider: is the mailout still running?
-            called = set(repo.mark_provider_called(session, parcel.message_ids, self.clock()))
+            called = set(
+                repo.mark_provider_called(session, parcel.message_ids, self.clock(), self.claimed_at)
+            )
             stopped = [i for i in parcel.message_ids if i not in called]
-            repo.release_messages(session, stopped, self.clock())
+            repo.release_messages(session, stopped, self.clock(), self.claimed_at)
+        done = set(parcel.message_ids)  # committed: from here on, the provider's or given back
+        self.pending = [i for i in self.pending if i not in done]
         self.result.count("released", len(stopped))
         if not called:
             return
@@ -256,7 +268,7 @@ class _BatchRun:
             deliveries = self.transport.send(parcel.email)
         except TransportHalted:
             with self.db.session() as session:  # refused before anything was accepted: nothing of it left
-                repo.release_messages(session, parcel.message_ids, self.clock())
+                repo.release_messages(session, parcel.message_ids, self.clock(), self.claimed_at)
             self.result.count("released", len(parcel.message_ids))
             raise
         except Exception as err:  # the provider may have it: never again automatically
@@ -271,6 +283,14 @@ class _BatchRun:
                 for d in deliveries
             ]
         )
+        bounced = [d for d in deliveries if d.status == "permanent" and d.hard_bounce]
+        if bounced:  # the relay said the address does not exist: as a bounce event would
+            with self.db.session() as session:
+                rows = repo.get_messages(session, [d.ledger_id for d in bounced])
+                errors = {d.ledger_id: d.error for d in bounced}
+                for message in rows:
+                    source = f"{self.transport.name}: {errors[message.id]}"
+                    repo.suppress_for_message(session, message, "hard_bounce", source)
 
     def _retry_or_fail(self, message_id: int, reason: str, now: dt.datetime) -> tuple[str, dict[str, Any]]:
         """A row whose composing raised: again later (the claim counted an attempt), failed at the cap."""
@@ -292,7 +312,7 @@ class _BatchRun:
             self.result.count("retry" if status == "queued" else status)
         with self.db.session() as session:
             for status, values, ids in groups.values():
-                repo.finish_messages(session, ids, status, now, **values)
+                repo.finish_messages(session, ids, status, now, self.claimed_at, **values)
 
     def _ledger_values(
         self, delivery: Delivery, attempts: int, now: dt.datetime

@@ -250,7 +250,7 @@ def test_pacing_holds_letters_outside_hours(rt: Runtime, tmp_path: Path) -> None
 
 
 def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
-    load_with_pacing(rt, tmp_path, {"per_target_per_hour": 2, "hours": "00:00-23:59"})
+    load_with_pacing(rt, tmp_path, {"per_target_per_hour": 2, "hours": "00:00-24:00"})
     for n in range(3):
         started = letters.start_letter(
             rt.db,
@@ -283,3 +283,10 @@ def test_an_old_confirmation_link_sends_nothing(rt: Runtime, monkeypatch: pytest
     fresh = letters.confirmation_token(rt.signer, started.letter_id)
     assert letters.confirm_letter(rt.db, rt.backend, rt.signer, fresh, clock=lambda: MORNING).first_time
     assert len(outbox(rt, "letter")) == 4
+
+
+def test_a_campaign_open_at_any_hour_is_open_in_its_last_minute() -> None:
+    pacing = letters.Pacing(30, dt.time(0, 0), None)  # "00:00-24:00"
+    assert pacing.open_at(dt.datetime(2026, 11, 27, 20, 59, 30, tzinfo=dt.UTC))  # 23:59:30 in Baghdad
+    office = letters.Pacing(30, dt.time(8, 0), dt.time(20, 0))
+    assert not office.open_at(dt.datetime(2026, 11, 27, 17, 0, tzinfo=dt.UTC))  # 20:00 in Baghdad

@@ -270,8 +270,18 @@ def _mailout_running() -> Any:
     return or_(Message.mailout_id.is_(None), Message.mailout_id.in_(running))
 
 
+def _held(claimed_at: dt.datetime | None) -> list[Any]:
+    """Rows still 'sending' under the claim stamped ``claimed_at`` (None: under any claim). A claim the
+    sweeper took back and another worker won since is no longer the first worker's: its writes must miss."""
+    held = [Message.status == "sending"]
+    if claimed_at is not None:
+        held.append(Message.claimed_at == claimed_at)
+    return held
+
+
 def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
-    """Move queued messages to 'sending' and return the ids this caller won (others skipped them)."""
+    """Move queued messages to 'sending' and return the ids this caller won (others skipped them).
+    ``now`` is stamped as ``claimed_at``: the caller passes it back to its later writes (see :func:`_held`)."""
     statement = (
         update(Message)
         .where(
@@ -286,24 +296,29 @@ def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetim
     return sorted(session.scalars(statement).all())
 
 
-def mark_provider_called(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
-    """Stamp claimed messages just before the provider call, if their mailout still runs; the ids stamped."""
+def mark_provider_called(
+    session: Session, message_ids: Sequence[int], now: dt.datetime, claimed_at: dt.datetime | None = None
+) -> list[int]:
+    """Stamp claimed messages just before the provider call, if their mailout still runs and the claim is
+    still the caller's; the ids stamped."""
     statement = (
         update(Message)
-        .where(Message.id.in_(list(message_ids)), Message.status == "sending", _mailout_running())
+        .where(Message.id.in_(list(message_ids)), *_held(claimed_at), _mailout_running())
         .values(provider_called_at=now, updated_at=now)
         .returning(Message.id)
     )
     return sorted(session.scalars(statement).all())
 
 
-def release_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> None:
+def release_messages(
+    session: Session, message_ids: Sequence[int], now: dt.datetime, claimed_at: dt.datetime | None = None
+) -> None:
     """Give claimed messages back, untried: they go to the queue again, and the claim does not count."""
     if not message_ids:
         return
     session.execute(
         update(Message)
-        .where(Message.id.in_(list(message_ids)), Message.status == "sending")
+        .where(Message.id.in_(list(message_ids)), *_held(claimed_at))
         .values(
             status="queued",
             attempts=Message.attempts - 1,
@@ -444,13 +459,19 @@ def get_messages(session: Session, ids: Sequence[int]) -> list[Message]:
 
 
 def finish_messages(
-    session: Session, message_ids: Sequence[int], status: str, now: dt.datetime, **values: Any
+    session: Session,
+    message_ids: Sequence[int],
+    status: str,
+    now: dt.datetime,
+    claimed_at: dt.datetime | None = None,
+    **values: Any,
 ) -> None:
-    """Record one outcome for claimed messages (only those still 'sending'): one statement for a chunk."""
+    """Record one outcome for claimed messages (only those still 'sending' under the caller's claim): one
+    statement for a chunk."""
     for start in range(0, len(message_ids), 500):
         session.execute(
             update(Message)
-            .where(Message.id.in_(list(message_ids[start : start + 500])), Message.status == "sending")
+            .where(Message.id.in_(list(message_ids[start : start + 500])), *_held(claimed_at))
             .values(status=status, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
@@ -715,6 +736,23 @@ def add_suppression(session: Session, email_key: str, scope: str, reason: str, s
         "created_at": dt.datetime.now(dt.UTC),
     }
     return len(session.execute(statement.returning(Suppression.id), [row]).all())
+
+
+def suppress_for_message(session: Session, message: Message, reason: str, source: str) -> int:
+    """Suppress the address a message went to: an official (marked ``bounced`` on a hard bounce, which
+    the coordinator sees in ``mailer targets list``) or a supporter (no longer subscribed)."""
+    if message.kind == "letter" and message.target_id:
+        target = session.get(Target, message.target_id)
+        if target is None:
+            return 0
+        if reason == "hard_bounce":
+            target.status = "bounced"
+        return add_suppression(session, target.email.lower(), "target", reason, source)
+    supporter = session.get(Supporter, message.supporter_id or 0)
+    if supporter is None:
+        return 0
+    supporter.subscribed = False
+    return add_suppression(session, supporter.email_key, "supporter", reason, source)
 
 
 def remove_suppressions(session: Session, email_key: str, scope: str, reason: str | None) -> int:

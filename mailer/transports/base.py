@@ -9,6 +9,7 @@ failure that concerns every message (the provider refused our credentials): :cla
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.header import Header
@@ -22,13 +23,16 @@ import idna
 
 from mailer.content import substitute
 from mailer.errors import SendError
-from mailer.fields import ENCODED_WORD, forbidden_character
+from mailer.fields import forbidden_character
 
 # Long header lines are allowed up to RFC 5322's 998 characters: folding at 78 would turn a long
 # List-Unsubscribe URL into an encoded-word, which mail clients do not decode for that header.
 # refold_source="none": the headers we write are emitted exactly as we encoded them, never parsed again.
 _POLICY = SMTP.clone(max_line_length=998, refold_source="none")
 MAX_HEADER_TEXT = 998
+# Longer text is written as folded encoded words: no header line may pass RFC 5322's 998 characters.
+_PLAIN_MAX = 900
+_FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 
 
 class UnsafeHeader(ValueError):
@@ -53,9 +57,9 @@ def encoded_text(value: str, what: str) -> str:
     otherwise RFC 2047 encoded words that we make ourselves. Text that looks like an encoded word is
     encoded too, so that a reader sees it literally and no parser decodes it into something else."""
     text = header_text(value, what)
-    if text.isascii() and "=?" not in text:
+    if text.isascii() and "=?" not in text and len(text) <= _PLAIN_MAX:
         return text
-    return Header(text, "utf-8").encode()
+    return Header(text, "utf-8").encode()  # folded into lines of at most 76 characters
 
 
 def ascii_addr_spec(addr_spec: str) -> str:
@@ -79,7 +83,7 @@ def encoded_address(address: Address, what: str) -> str:
     name = header_text(address.display_name or "", what)
     if not name:
         return addr_spec
-    if name.isascii() and "=?" not in name and not ENCODED_WORD.search(name):
+    if name.isascii() and "=?" not in name and len(name) + len(addr_spec) <= _PLAIN_MAX:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{addr_spec}>'
     return f"{Header(name, 'utf-8').encode()} <{addr_spec}>"
@@ -150,6 +154,7 @@ class Delivery:
     provider_id: str | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds, when the provider said how long to wait
+    hard_bounce: bool = False  # the address itself does not exist: write to it no more
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ class OutboundEmail:
         if self.reply_to is not None:
             headers.append(("Reply-To", encoded_address(self.reply_to, "reply-to address")))
         headers.append(("Subject", encoded_text(self.subject, "subject")))
-        headers += [(name, _token_header(value, name)) for name, value in self.headers.items()]
+        headers += [(_header_name(name), _token_header(value, name)) for name, value in self.headers.items()]
         language = _token_header(self.locale, "Content-Language")
         for name, value in headers:
             message.set_raw(name, value)
@@ -194,6 +199,13 @@ class OutboundEmail:
         # After the body: set_content() drops every Content-* header set before it.
         message.set_raw("Content-Language", language)
         return message
+
+
+def _header_name(name: str) -> str:
+    """A header's name: printable ASCII without a colon or a space (RFC 5322 2.2), nothing else."""
+    if not _FIELD_NAME.match(name):
+        raise UnsafeHeader(f"{name!r} is not a header name")
+    return name
 
 
 def _token_header(value: str, name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -49,6 +50,11 @@ from mailer.transports.base import (
 
 MAX_PERSONALIZATIONS = 1000
 LEDGER_ARG = "mailer_message"
+#: Headers SendGrid refuses in ``headers`` (its Mail Send reference): the payload has fields for some.
+RESERVED_HEADERS = frozenset(
+    {"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type", "content-transfer-encoding"}
+    | {"to", "from", "subject", "reply-to", "cc", "bcc"}
+)
 _MARKER = re.compile(r"MAILERPH\d\d")
 
 
@@ -65,12 +71,18 @@ def _plain(value: str, what: str) -> str:
     return text
 
 
+def _check_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if name.lower() in RESERVED_HEADERS:
+            raise UnsafeHeader(f"SendGrid does not take the {name} header in headers")
+        _plain(value, name)
+
+
 def check_recipient(recipient: Recipient) -> None:
     """:class:`UnsafeHeader` when this recipient's address or name cannot be handed to SendGrid."""
     ascii_addr_spec(recipient.address.addr_spec)
     _plain(recipient.address.display_name or "", "recipient's name")
-    for name, value in recipient.headers.items():
-        _plain(value, name)
+    _check_headers(recipient.headers)
     for name, value in recipient.values.items():  # a value may be substituted into the subject
         _plain(value, name)
 
@@ -145,6 +157,7 @@ class SendGridTransport:
         try:
             _plain(email.sender.display_name, "sender's name")
             _plain(email.subject, "subject")
+            _check_headers(email.headers)
             if email.reply_to is not None:
                 _plain(email.reply_to.display_name, "reply-to name")
                 ascii_addr_spec(email.reply_to.addr_spec)

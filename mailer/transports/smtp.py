@@ -7,6 +7,7 @@ credentials over a connection that is not encrypted; ``smtps://host:465`` is TLS
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from mailer.transports.base import (
     UnsafeHeader,
     ascii_addr_spec,
 )
+
+_HARD_BOUNCE = re.compile(r"5\.(1\.\d{1,3}|2\.1)\b")
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ class SmtpTransport:
             self._drop()
         if 400 <= code < 500:
             return Delivery(email.ledger_id, "transient", error=f"SMTP {code}: {text}")
-        return Delivery(email.ledger_id, "permanent", error=f"SMTP {code}: {text}")
+        # RFC 3463: 5.1.x says the address is bad (no such mailbox, no such domain), 5.2.1 that the
+        # mailbox is disabled; other refusals (policy, content) are about this message, not the address.
+        hard = bool(_HARD_BOUNCE.match(text.strip()))
+        return Delivery(email.ledger_id, "permanent", error=f"SMTP {code}: {text}", hard_bounce=hard)
 
     def _drop(self) -> None:
         if self._connection is not None:

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
 import time
+from collections.abc import Callable
+from email.headerregistry import Address
+from typing import Any
 
 import httpx
 import pytest
 
 from mailer.content import marker
-from mailer.transports import TransportHalted
+from mailer.transports import BulkEmail, Recipient, TransportHalted
 from mailer.transports.sendgrid import LEDGER_ARG, SendGridTransport, build_payload
 from tests.conftest import free_port
-from tests.fakes.sendgrid_server import FakeSendGrid, Fault, mail_send_validator, rule_errors
+from tests.fakes.sendgrid_server import (
+    RESERVED_HEADERS,
+    FakeSendGrid,
+    Fault,
+    mail_send_validator,
+    request_problems,
+    rule_errors,
+)
 from tests.transports.test_contract import bulk
 
 THOUSAND = [(i, f"supporter{i:04d}@example.org", f"Name{i}") for i in range(1, 1001)]
+VALIDATOR = mail_send_validator()
+NOW = 1_795_000_000.0  # the fake's clock for send_at, a Unix time
 
 
 def test_a_thousand_recipients_in_one_valid_request() -> None:
@@ -114,3 +129,343 @@ def test_unreachable_is_transient_and_slow_is_unknown() -> None:
         slow = SendGridTransport(fake.api_key, fake.url, client=httpx.Client(timeout=httpx.Timeout(0.5)))
         assert {d.status for d in slow.send(bulk(THOUSAND[:2]))} == {"unknown"}
         slow.shutdown()
+
+
+# What the fake refuses: SendGrid's document, its prose included, so that a payload mistake fails a test.
+
+
+WRITER = Address("شیلان ئەحمەد", addr_spec="shilan@example.org")
+
+
+def letter(reply_to: Address | None = WRITER) -> BulkEmail:
+    """A letter to one official as the letters composer builds it: the writer only in Reply-To."""
+    return BulkEmail(
+        kind="letter",
+        locale="ar",
+        rtl=True,
+        sender=Address("شیلان ئەحمەد via Protect HRDs", addr_spec="alerts@example.org"),
+        subject="الإفراج عن المدافعين",
+        text="\u200fسيادة الرئيس،\n\nنص الرسالة.\n",
+        html='<html lang="ar" dir="rtl"><body><p>سيادة الرئيس،</p></body></html>',
+        date=dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC),
+        recipients=[
+            Recipient(
+                ledger_id=7,
+                address=Address("رئيس مجلس القضاء الأعلى", addr_spec="president-office@sjc.example.org"),
+                values={},
+                message_id="<letter.7.abc@example.org>",
+            )
+        ],
+        categories=("letter",),
+        reply_to=reply_to,
+    )
+
+
+def problems(payload: dict[str, Any]) -> list[str]:
+    return [str(p) for p in request_problems(payload, VALIDATOR, now=NOW)]
+
+
+def test_reserved_headers_are_the_documents_list() -> None:
+    assert {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    } == RESERVED_HEADERS
+
+
+def test_a_letter_with_reply_to_passes_and_uses_the_api_field() -> None:
+    payload = build_payload(letter())
+    assert problems(payload) == []
+    assert payload["reply_to"] == {"name": "شیلان ئەحمەد", "email": "shilan@example.org"}
+    headers = {**payload["headers"], **payload["personalizations"][0].get("headers", {})}
+    assert {name.lower() for name in headers}.isdisjoint(RESERVED_HEADERS)
+    assert "reply_to" not in build_payload(letter(reply_to=None))
+    assert problems(build_payload(letter(reply_to=None))) == []
+
+
+def test_an_alert_with_list_unsubscribe_headers_passes() -> None:
+    payload = build_payload(bulk(THOUSAND[:3]))
+    assert problems(payload) == []
+    assert [p["headers"]["List-Unsubscribe"] for p in payload["personalizations"]] == [
+        f"<https://act.example.org/u/{i}>" for i in (1, 2, 3)
+    ]
+
+
+def test_a_thousand_recipients_pass_the_whole_fake() -> None:
+    assert problems(build_payload(bulk(THOUSAND))) == []
+
+
+def _set(payload: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
+    target: Any = payload
+    for step in path[:-1]:
+        target = target[step]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+
+
+_DELETE = object()
+P0 = ("personalizations", 0)
+
+
+def _patch(*changes: tuple[tuple[str | int, ...], Any]) -> Callable[[dict[str, Any]], None]:
+    def apply(payload: dict[str, Any]) -> None:
+        for path, value in changes:
+            _set(payload, path, value)
+
+    return apply
+
+
+def _thousand_and_one_in_bcc(payload: dict[str, Any]) -> None:
+    payload["personalizations"][0]["bcc"] = [{"email": f"b{i}@example.net"} for i in range(998)]
+
+
+def _too_many_personalizations(payload: dict[str, Any]) -> None:
+    first = payload["personalizations"][0]
+    payload["personalizations"] = [{**first, "to": [{"email": f"p{i}@example.net"}]} for i in range(1001)]
+
+
+def _subject_in_one_personalization_only(payload: dict[str, Any]) -> None:
+    payload["personalizations"][0]["subject"] = payload.pop("subject")
+
+
+def _html_first(payload: dict[str, Any]) -> None:
+    payload["content"].reverse()
+
+
+# Each case breaks one rule of the otherwise valid alert payload (three recipients).
+RULES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "reply-to in personalization headers": (
+        _patch(((*P0, "headers", "Reply-To"), "shilan@example.org")),
+        "personalizations.0.headers.Reply-To: the Reply-To header may not be set here",
+    ),
+    "reserved header in any case": (
+        _patch((("headers", "REPLY-to"), "shilan@example.org")),
+        "headers.REPLY-to: the REPLY-to header may not be set here",
+    ),
+    "CRLF in a personalization header": (
+        _patch(((*P0, "headers", "List-Unsubscribe"), "<https://x.example.org>\r\nBcc: x@evil.example")),
+        "personalizations.0.headers.List-Unsubscribe: a header value may not hold CR or LF",
+    ),
+    "LF in a message header": (
+        _patch((("headers", "List-Id"), "<a.example.org>\nBcc: x@evil.example")),
+        "headers.List-Id: a header value may not hold CR or LF",
+    ),
+    "CR alone in a header": (
+        _patch((("headers", "List-Id"), "<a.example.org>\rx")),
+        "headers.List-Id: a header value may not hold CR or LF",
+    ),
+    "header name with a colon": (
+        _patch((("headers", "X-A: b"), "c")),
+        "a header name is printable ASCII without a colon",
+    ),
+    "header value not a string": (
+        _patch(((*P0, "headers", "X-Count"), 3)),
+        "personalizations.0.headers.X-Count: a header value must be a string",
+    ),
+    "no personalization": (_patch((("personalizations",), [])), "at least one personalization is required"),
+    "a personalization without recipients": (
+        _patch(((*P0, "to"), [])),
+        "personalizations.0.to: must hold at least one recipient",
+    ),
+    "1001 personalizations": (_too_many_personalizations, "is too long"),
+    "1001 recipients with bcc": (_thousand_and_one_in_bcc, "1001 recipients in to, cc and bcc together"),
+    "one address twice in a request, any case": (
+        _patch((("personalizations", 2, "cc"), [{"email": "Supporter0001@Example.org"}])),
+        "supporter0001@example.org appears twice in one request",
+    ),
+    "one address in to and bcc": (
+        _patch(((*P0, "bcc"), [{"email": "supporter0001@example.org"}])),
+        "personalizations.0.bcc.0: supporter0001@example.org appears twice",
+    ),
+    "custom_args over 10000 bytes": (
+        _patch(((*P0, "custom_args", "x"), "ع" * 5000)),
+        "personalizations.0.custom_args: 10032 bytes in all, more than 10000",
+    ),
+    "custom_args value not a string": (
+        _patch(((*P0, "custom_args", LEDGER_ARG), 1)),
+        f"personalizations.0.custom_args.{LEDGER_ARG}: must be a string",
+    ),
+    "eleven categories": (
+        _patch(
+            (("categories",), [f"c{i}" for i in range(11)]),
+        ),
+        "is too long",
+    ),
+    "a category over 255 characters": (
+        _patch(
+            (("categories",), ["c" * 256]),
+        ),
+        "is too long",
+    ),
+    "a category twice": (
+        _patch(
+            (("categories",), ["alert", "alert"]),
+        ),
+        "has non-unique elements",
+    ),
+    "no subject anywhere": (
+        _patch((("subject",), _DELETE)),
+        "personalizations.0.subject: a subject is required",
+    ),
+    "a subject for some personalizations only": (
+        _subject_in_one_personalization_only,
+        "personalizations.1.subject: a subject is required",
+    ),
+    "text/html before text/plain": (_html_first, "content: text/plain, then text/html, must come first"),
+    "no content": (_patch((("content",), [])), "content: at least one content type is required"),
+    "reply_to and reply_to_list": (
+        _patch(
+            (("reply_to",), {"email": "a@example.org"}),
+            (("reply_to_list",), [{"email": "b@example.org"}]),
+        ),
+        "use either reply_to or reply_to_list, not both",
+    ),
+    "substitutions over 10000 bytes": (
+        _patch(((*P0, "substitutions", "MAILERPH00t"), "x" * 10_000)),
+        "personalizations.0.substitutions: 10160 bytes, more than 10000",
+    ),
+    "a substitution that breaks the subject": (
+        _patch(((*P0, "substitutions", "MAILERPH00t"), "Ali\r\nBcc: x@evil.example")),
+        "personalizations.0.subject: the subject holds a line break after substitution",
+    ),
+    "a substitution that breaks the reply-to": (
+        _patch(
+            (("reply_to",), {"email": "a@example.org", "name": "MAILERPH00t"}),
+            ((*P0, "substitutions", "MAILERPH00t"), "Ali\nBcc: x@evil.example"),
+        ),
+        "reply_to.name: holds a line break after personalizations.0's substitutions",
+    ),
+    "substitutions with a dynamic template": (
+        _patch((("template_id",), "d-0123456789abcdef")),
+        "personalizations.0.substitutions: may not be used with a dynamic template",
+    ),
+    "send_at more than 72 hours ahead": (
+        _patch((("send_at",), int(NOW) + 72 * 3600 + 1)),
+        "send_at: a send cannot be scheduled more than 72 hours ahead",
+    ),
+    "a personalization's send_at more than 72 hours ahead": (
+        _patch(((*P0, "send_at"), int(NOW) + 73 * 3600)),
+        "personalizations.0.send_at: a send cannot be scheduled more than 72 hours ahead",
+    ),
+    "a line break in the subject": (
+        _patch((("subject",), "Hello\nBcc: x@evil.example")),
+        "personalizations.0.subject: the subject holds a line break",
+    ),
+    "a line break in the sender's name": (
+        _patch((("from", "name"), "Solidarity\nBcc: x@evil.example")),
+        "from.name: may not hold CR or LF",
+    ),
+    "a line break in a recipient's name": (
+        _patch(((*P0, "to", 0, "name"), "A\rB")),
+        "personalizations.0.to.0.name: may not hold CR or LF",
+    ),
+    "two addresses in one address field": (
+        _patch(((*P0, "to", 0, "email"), "a@example.org, x@evil.example")),
+        "personalizations.0.to.0.email: does not contain a valid address",
+    ),
+    "bypass_list_management with another bypass": (
+        _patch(
+            (
+                ("mail_settings",),
+                {"bypass_list_management": {"enable": True}, "bypass_spam_management": {"enable": True}},
+            )
+        ),
+        "mail_settings.bypass_spam_management: cannot be combined with bypass_list_management",
+    ),
+    "an attachment that is not Base64": (
+        _patch((("attachments",), [{"content": "not base64!", "filename": "a.txt"}])),
+        "attachments.0.content: must be Base64 encoded",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RULES))
+def test_the_fake_refuses_what_sendgrid_forbids(case: str) -> None:
+    breaks, reason = RULES[case]
+    payload = build_payload(bulk(THOUSAND[:3]))
+    assert problems(payload) == []
+    breaks(payload)
+    found = problems(payload)
+    assert any(reason in problem for problem in found), found
+
+
+@pytest.mark.parametrize("where", ["headers", "personalizations"])
+@pytest.mark.parametrize("name", sorted(RESERVED_HEADERS))
+def test_every_reserved_header_is_refused_at_both_levels(where: str, name: str) -> None:
+    payload = build_payload(bulk(THOUSAND[:2]))
+    headers = (
+        payload["headers"] if where == "headers" else payload["personalizations"][1].setdefault("headers", {})
+    )
+    headers[name.title()] = "x"
+    assert len(rule_errors(payload)) == 1
+    assert "may not be set here" in rule_errors(payload)[0]
+
+
+def test_the_limits_are_limits_not_less() -> None:
+    """Exactly at each limit, the fake accepts: it refuses what SendGrid refuses, not more."""
+    payload = build_payload(bulk(THOUSAND[:999]))
+    payload["personalizations"][0]["cc"] = [{"email": "one-more@example.net"}]  # 1000 recipients
+    payload["send_at"] = int(NOW) + 72 * 3600
+    payload["categories"] = ["c" * 255] + [f"c{i}" for i in range(9)]
+    args = payload["personalizations"][1]["custom_args"]
+    args["x"] = ""
+    args["x"] = "ع" * ((10_000 - len(json.dumps(args).encode())) // 2)  # exactly 10000 bytes in all
+    assert len(json.dumps(args, ensure_ascii=False).encode()) == 10_000
+    for personalization in payload["personalizations"]:
+        personalization["subject"] = payload["subject"]
+    del payload["subject"]  # a subject in every personalization is enough
+    assert problems(payload) == []
+
+
+def test_reply_to_in_personalization_headers_is_refused_over_http() -> None:
+    """The old bug: Reply-To set as a header. SendGrid answers 400 with its error shape, and sends nothing."""
+    payload = build_payload(letter(reply_to=None))
+    payload["personalizations"][0]["headers"] = {"Reply-To": "shilan@example.org"}
+    with FakeSendGrid() as fake:
+        response = httpx.post(
+            f"{fake.url}/v3/mail/send", json=payload, headers={"Authorization": f"Bearer {fake.api_key}"}
+        )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "the Reply-To header may not be set here",
+                "field": "personalizations.0.headers.Reply-To",
+                "help": None,
+            }
+        ]
+    }
+    assert (fake.delivered, fake.bodies) == ([], [])
+    assert fake.rejected == [
+        (400, ["personalizations.0.headers.Reply-To: the Reply-To header may not be set here"])
+    ]
+
+
+@pytest.mark.parametrize("level", ["message", "recipient"])
+def test_the_transport_never_posts_a_header_sendgrid_reserves(level: str) -> None:
+    email = bulk(THOUSAND[:2])
+    if level == "message":
+        email = dataclasses.replace(email, headers={"Reply-To": "x@evil.example"})
+    else:
+        bad = dataclasses.replace(email.recipients[0], headers={"reply-to": "x@evil.example"})
+        email = dataclasses.replace(email, recipients=[bad, email.recipients[1]])
+    with FakeSendGrid() as fake:
+        transport = SendGridTransport(fake.api_key, fake.url)
+        deliveries = transport.send(email)
+        transport.shutdown()
+    refused = deliveries if level == "message" else deliveries[:1]
+    assert {d.status for d in refused} == {"permanent"}
+    assert all("Reply-To" in (d.error or "") or "reply-to" in (d.error or "") for d in refused)
+    assert fake.rejected == []  # refused before SendGrid had to
+    assert fake.counts() == ({} if level == "message" else {"supporter0002@example.org": 1})

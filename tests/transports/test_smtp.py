@@ -116,3 +116,26 @@ def test_a_connection_lost_after_the_final_dot_is_unknown_never_sent_again(
         assert sending.ledger_message_id(row, "example.org") == first
     received = {address: message["Message-ID"] for address, message in server.recorder.received}
     assert received["supporter00001@example.org"] == first
+
+
+def test_a_mailbox_that_does_not_exist_is_suppressed_a_policy_refusal_is_not(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """P8: SMTP 5xx fails the message; only a refusal that says the address is bad (5.1.x) suppresses it."""
+    with SmtpServer(free_port()) as server:
+        server.recorder.replies = {
+            "supporter00000@example.org": "550 5.1.1 no such user",
+            "supporter00001@example.org": "550 5.7.1 message refused by policy",
+        }
+        rt = Runtime(dataclasses.replace(runtime.settings, transport="smtp", smtp_url=server.url()))
+        rt.__dict__["db"] = runtime.db
+        campaigns.load_campaign(rt.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
+        supporters_csv(tmp_path / "people.csv", 4)
+        import_supporters(rt.db, tmp_path / "people.csv")
+        result = mailouts.launch_mailout(rt.db, rt.backend, "protect-hrds-iraq", {}, {})
+        status = mailouts.mailout_status(rt.db, result.mailout_id)
+        rt.close()
+    assert (status.counts["sent"], status.counts["failed"]) == (2, 2)
+    with runtime.db.session() as session:
+        assert repo.is_suppressed(session, "supporter00000@example.org", "supporter")
+        assert not repo.is_suppressed(session, "supporter00001@example.org", "supporter")

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RedisServer
+from tests.fakes.sendgrid_server import FakeSendGrid
+
 
 class Worker:
     """One `mailer worker` process group, started with the test's MAILER_* variables."""
@@ -76,3 +79,19 @@ def worker_factory(tmp_path: Path) -> Iterator[list[Worker]]:
     yield workers
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSendGrid]:
+    """The fake SendGrid, validating every request; it keeps what it accepted (``bodies``, ``delivered``)."""
+    with FakeSendGrid() as server:
+        yield server
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which the test may stop and start again."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
