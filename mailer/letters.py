@@ -404,7 +404,8 @@ def _signature(letter: Letter, supporter: Supporter, code: str) -> list[str]:
 
 
 def _official(target: Target, code: str) -> str:
-    return f"{target.title[code]}, {target.institution[code]}"
+    comma = "، " if get_locale(code).script == "Arab" else ", "  # Arabic script has its own comma
+    return f"{target.title[code]}{comma}{target.institution[code]}"
 
 
 def _single(
