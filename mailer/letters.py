@@ -204,6 +204,10 @@ def start_letter(
             session.add(supporter)
             session.flush()
         edited = (form.subject, form.body.strip()) != (letter_content.subject, letter_content.body.strip())
+        texts = {}
+        for code in dict.fromkeys(t.letter_locale for t in targets):
+            content = repo.get_content(session, campaign.id, "letter", code)
+            texts[code] = {"subject": content.subject, "body": content.body}
         letter = Letter(
             campaign_id=campaign.id,
             supporter_id=supporter.id,
@@ -217,6 +221,7 @@ def start_letter(
             note=form.note,
             targets=[t.slug for t in targets],
             opt_in=form.opt_in,
+            texts=texts,
             status="pending",
             created_at=now,
         )
@@ -384,10 +389,13 @@ def _letter_text(session: Session, letter: Letter, code: str) -> _LetterText:
     rtl = get_locale(code).is_rtl
     if letter.edited and letter.locale == code:
         return _LetterText(letter.subject, _plain_html(letter.body), _plain_text(letter.body, rtl))
-    content = repo.get_content(session, letter.campaign_id, "letter", code)
-    return _LetterText(
-        content.subject, markdown_to_html(content.body, rtl), markdown_to_text(content.body, rtl).rstrip()
-    )
+    kept = (letter.texts or {}).get(code)
+    if kept is not None:
+        subject, body = kept["subject"], kept["body"]
+    else:  # a letter written before texts were kept with it
+        content = repo.get_content(session, letter.campaign_id, "letter", code)
+        subject, body = content.subject, content.body
+    return _LetterText(subject, markdown_to_html(body, rtl), markdown_to_text(body, rtl).rstrip())
 
 
 def initials(name: str) -> str:

@@ -290,3 +290,21 @@ def test_a_campaign_open_at_any_hour_is_open_in_its_last_minute() -> None:
     assert pacing.open_at(dt.datetime(2026, 11, 27, 20, 59, 30, tzinfo=dt.UTC))  # 23:59:30 in Baghdad
     office = letters.Pacing(30, dt.time(8, 0), dt.time(20, 0))
     assert not office.open_at(dt.datetime(2026, 11, 27, 17, 0, tzinfo=dt.UTC))  # 20:00 in Baghdad
+
+
+def test_what_the_writer_confirms_is_what_is_sent_whatever_is_reloaded(rt: Runtime, tmp_path: Path) -> None:
+    """The campaign's letter changes between the form and the confirmation: the officials get the text the
+    writer was shown, not the new one."""
+    started = letters.start_letter(rt.db, rt.backend, prefilled(rt, "ckb"), clock=lambda: MORNING)
+    folder = tmp_path / "campaign"
+    shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
+    arabic = folder / "letter.ar.md"
+    arabic.write_text(arabic.read_text(encoding="utf-8").replace("أكتب", "نص جديد لم يره الكاتب", 1), "utf-8")
+    campaigns.load_campaign(rt.db, folder)
+    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: MORNING)
+    arabic_letters = [m for m in outbox(rt, "letter") if m["Content-Language"] == "ar"]
+    assert arabic_letters
+    for message in arabic_letters:
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "نص جديد لم يره الكاتب" not in text
+        assert "أكتب" in text

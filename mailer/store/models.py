@@ -186,6 +186,9 @@ class Letter(Base):
     body: Mapped[str] = mapped_column(Text)
     edited: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(Text, default="")
+    # The campaign's letter in each language its officials read, as the writer was shown it: what the
+    # writer confirms is what is sent, whatever is reloaded meanwhile ({code: {subject, body}}).
+    texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     targets: Mapped[list[str]] = mapped_column(JSON)
     # The supporter ticked "keep me informed": it takes effect only when they confirm from their mailbox.
     opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
