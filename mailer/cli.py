@@ -879,12 +879,13 @@ def sweep_command(as_json: JsonOption = False) -> None:
         return
     out.print(
         _(
-            "Swept: %(requeued)d messages back in the queue, %(unknown)d marked unknown, "
-            "%(started)d mailouts started, %(batches)d batches queued, %(finished)d mailouts finished."
+            "Swept: %(requeued)d messages back in the queue, %(unknown)d marked unknown, %(failed)d given "
+            "up, %(started)d mailouts started, %(batches)d batches queued, %(finished)d mailouts finished."
         )
         % {
             "requeued": report.requeued,
             "unknown": report.unknown,
+            "failed": report.failed,
             "started": len(report.started),
             "batches": report.batches,
             "finished": len(report.finished),

@@ -9,6 +9,8 @@ MailerError
 ├── NotFoundError          a campaign, mailout or supporter that does not exist
 ├── MailoutError           a launch or control request that cannot be honoured
 ├── RenderError            a template or placeholder problem at render time
+├── FieldProblem           one field's value is refused (fields.py: names, subjects, addresses)
+├── QueueUnavailable       the broker refused a task; the rows wait in the ledger (tasking.py)
 └── SendError              a transport could not hand a message over
     ├── TransientSendError     try again later (connection refused, 4xx SMTP, 429)
     └── PermanentSendError     give up on this recipient (bad address, 5xx SMTP, 400)

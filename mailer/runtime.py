@@ -12,6 +12,7 @@ from functools import cached_property
 
 from mailer import events, letters, mailouts, sending
 from mailer.config import Settings
+from mailer.errors import MailerError
 from mailer.rendering import Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -109,6 +110,9 @@ class Runtime:
             # Each part runs whatever another part met: a poison letter never holds back a mailout.
             try:
                 work()
+            except MailerError as err:  # a reason for people (the queue refused): no traceback
+                log.error("part of the sweep failed: %s", err)
+                failures.append(err)
             except Exception as err:
                 log.exception("part of the sweep failed")
                 failures.append(err)

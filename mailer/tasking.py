@@ -20,15 +20,37 @@ QUEUES = (LETTERS_QUEUE, BULK_QUEUE)
 ENTRY_POINT_GROUP = "mailer.task_backends"
 
 
+class QueueUnavailable(MailerError):
+    """The broker refused a task message (unreachable, or full: Redis at ``maxmemory`` with ``noeviction``).
+
+    Raised only after the rows the task names are committed: nothing is lost, and the dispatcher queues
+    them again once ``MAILER_REDISPATCH_SECONDS`` have passed.
+    """
+
+    @classmethod
+    def refused(cls, error: BaseException) -> QueueUnavailable:
+        """The error for what the broker's client raised, its reason on one line."""
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        return cls(
+            N_(
+                "the task queue refused the work (%(reason)s): nothing was lost; "
+                "the waiting messages are queued again when it is back"
+            ),
+            reason=reason,
+        )
+
+
 class TaskBackend(Protocol):
     name: str
 
     def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
-        """Ask for a batch of ledger messages to be sent; called only after the rows are committed."""
+        """Ask for a batch of ledger messages to be sent; called only after the rows are committed.
+        Raises :class:`QueueUnavailable` when the broker refuses the task."""
         ...
 
     def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
-        """Ask for stored provider events to be applied (the webhook answers before this work)."""
+        """Ask for stored provider events to be applied (the webhook answers before this work).
+        Raises :class:`QueueUnavailable` when the broker refuses the task."""
         ...
 
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:

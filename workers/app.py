@@ -23,6 +23,11 @@ def create_celery(settings: Settings) -> Celery:
         # once, and the ledger's claim makes a second delivery harmless.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task that can no longer be acknowledged (its broker connection dropped) is stopped rather than
+        # left running (Celery 6's default). Redis delivers its message again once the visibility timeout
+        # has passed; by then the sweeper has settled the rows it held: back in the queue when the
+        # provider was never called, 'unknown' when the call had begun (never sent twice).
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_prefetch_multiplier=1,
         task_queues=(Queue(LETTERS_QUEUE), Queue(BULK_QUEUE)),  # type: ignore[no-untyped-call]
         task_default_queue=BULK_QUEUE,

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from mailer.config import Settings
-from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE
+from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE, QueueUnavailable
 from workers.app import create_celery
+
+#: What the broker's clients raise when a task message cannot be put on the queue: Redis unreachable
+#: (kombu gives up after its publish retries), full (``OOM command not allowed`` under ``noeviction``),
+#: read-only, or the socket failing.
+REFUSED = (KombuError, RedisError, OSError)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn the broker's refusal into the engine's error, which every door reports in words."""
+    try:
+        yield
+    except REFUSED as error:
+        raise QueueUnavailable.refused(error) from error
 
 
 class CeleryBackend:
@@ -18,10 +36,12 @@ class CeleryBackend:
         self.app = create_celery(settings)
 
     def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
-        self.app.send_task("mailer.send_batch", args=[list(message_ids)], queue=queue)
+        with _refusals():
+            self.app.send_task("mailer.send_batch", args=[list(message_ids)], queue=queue)
 
     def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
-        self.app.send_task("mailer.apply_events", args=[list(event_ids)], queue=LETTERS_QUEUE)
+        with _refusals():
+            self.app.send_task("mailer.apply_events", args=[list(event_ids)], queue=LETTERS_QUEUE)
 
     def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
         argv = [

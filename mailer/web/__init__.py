@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +33,10 @@ from mailer.governorates import GOVERNORATES, governorate_name
 from mailer.i18n import format_number, translations
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
+from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 from mailer.web.limits import client_bucket, make_throttle
+
+log = logging.getLogger(__name__)
 
 FORM_MAX_BYTES = 64 * 1024
 CHALLENGE_MAX = 100_000  # a few hundred milliseconds of a phone's time
@@ -42,6 +47,9 @@ LIMITS = {
     "ip_with_proof": parse("20/hour"),
     "ip_without_proof": parse("5/hour"),  # no JavaScript, no proof-of-work: stricter
     "confirmations_per_address": parse("3/day"),  # the form cannot flood a third party's inbox
+    # The breaker: more letters than this to one campaign in an hour, from however many addresses, is an
+    # attack on its officials' inboxes (or on the campaign's name); the form pauses and says when to return.
+    "letters_per_campaign": parse("1000/hour"),
 }
 #: Pages whose address carries a token: never kept by a browser's or a proxy's cache.
 TOKEN_ENDPOINTS = frozenset({"confirm_page", "confirm_submit", "unsubscribe_page", "unsubscribe_submit"})
@@ -64,6 +72,39 @@ def read_proof(payload: str) -> dict[str, Any] | None:
     if not isinstance(number, int) or isinstance(number, bool):
         return None
     return data
+
+
+class QueueWhenBack:
+    """The task backend for a page whose rows are committed before the queue is asked (a letter and its
+    confirmation, a confirmed letter's messages). When the queue refuses, the refusal is logged and the
+    person gets the same answer: the sweep queues the waiting rows once the queue is back. After one
+    refusal, this request asks no more."""
+
+    def __init__(self, backend: TaskBackend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.refused: QueueUnavailable | None = None
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = BULK_QUEUE) -> None:
+        if self.refused is not None:
+            return
+        try:
+            self.backend.enqueue_send_batch(message_ids, queue)
+        except QueueUnavailable as error:
+            self.refused = error
+            log.error("%s (%d messages wait for the sweep)", error, len(message_ids))
+
+    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
+        try:
+            self.backend.enqueue_apply_events(event_ids)
+        except QueueUnavailable as error:  # the events are stored: the sweep applies them
+            log.error("%s (%d events wait for the sweep)", error, len(event_ids))
+
+    def run_worker(self, queues: Sequence[str], concurrency: int, loglevel: str) -> None:
+        self.backend.run_worker(queues, concurrency, loglevel)
+
+    def run_beat(self, interval: float, loglevel: str) -> None:
+        self.backend.run_beat(interval, loglevel)
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -258,13 +299,19 @@ def create_app(runtime: Runtime) -> Flask:
             form = letters.check_form(raw, slug, g.locale.code)
         except letters.FormError as error:
             return form_again(slug, raw, error.fields)
+        allowed, retry_after = throttle.hit("letters_per_campaign", slug, LIMITS["letters_per_campaign"])
+        if not allowed:
+            log.warning(
+                "campaign %s: more than %s letters; the form pauses", slug, LIMITS["letters_per_campaign"]
+            )
+            return too_many(retry_after)
         # Per mailbox, not per spelling: victim+1@, Victim@ and v.ictim@ reach the same inbox.
         name = "confirmations_per_address"
         if not throttle.hit(name, mailbox_key(form.email), LIMITS[name])[0]:
             # Same answer as success: the page must not tell whether this address is being used.
             return render("web/message.html", 200, title_key="check_inbox", detail=None)
         try:
-            letters.start_letter(runtime.db, runtime.backend, form, clock=runtime.clock)
+            letters.start_letter(runtime.db, QueueWhenBack(runtime.backend), form, clock=runtime.clock)
         except NotFoundError:
             abort(404)
         except MailerError as error:
@@ -284,7 +331,7 @@ def create_app(runtime: Runtime) -> Flask:
     def confirm_submit(token: str) -> Any:
         try:
             result = letters.confirm_letter(
-                runtime.db, runtime.backend, runtime.signer, token, clock=runtime.clock
+                runtime.db, QueueWhenBack(runtime.backend), runtime.signer, token, clock=runtime.clock
             )
         except MailerError:
             return render("web/message.html", 400, title_key="bad_link", detail=None)
@@ -335,7 +382,9 @@ def create_app(runtime: Runtime) -> Flask:
             return Response(f"{rejected}\n", status=403, mimetype="text/plain")
         stored = events.store_events(runtime.db, batch, runtime.clock())
         if stored:
-            runtime.backend.enqueue_apply_events(stored)  # the heavy part, after the answer's data is safe
+            QueueWhenBack(runtime.backend).enqueue_apply_events(
+                stored
+            )  # the heavy part, after the answer's data is safe
         return {"received": len(batch), "stored": len(stored)}
 
     return app

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from limits import parse
 from sqlalchemy import func, select
 
+from mailer import web
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Message
 from mailer.web import create_app
@@ -306,3 +308,25 @@ def test_one_address_gets_few_confirmations_and_the_page_does_not_tell(
     assert [a.status_code for a in answers] == [200] * 4
     assert len({a.get_data(as_text=True) for a in answers}) == 1  # the same page every time
     assert len(outbox(runtime, "confirm")) == 3
+
+
+def test_a_flood_of_letters_to_one_campaign_trips_its_breaker(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A1: letters from many addresses to one campaign: past the campaign's hourly cap the form pauses,
+    answers 429 with when to come back, and stores nothing more."""
+    monkeypatch.setitem(web.LIMITS, "letters_per_campaign", parse("3/hour"))
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    answers = [
+        client.post(
+            PAGE.format(code="en"),
+            data=good_form(token, email=f"writer{n}@example.net"),
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},  # a different client each time
+        )
+        for n in range(5)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 3600
+    assert len(outbox(runtime, "confirm")) == 3
+    other = client.get("/en/").status_code  # the rest of the site stays up
+    assert other == 200

@@ -157,7 +157,7 @@ def test_bursts_of_429_and_500(setup: tuple[Runtime, Worker, dict[str, str]], fa
 def test_redis_restart_during_a_run(
     setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid, redis: RedisServer
 ) -> None:
-    runtime, worker, _ = setup
+    runtime, worker, expected = setup
     fake.inject(
         *[Fault(status=202, delay=1.0, accept=True) for _ in range(2)]
     )  # slow enough to strike mid-run
@@ -168,6 +168,8 @@ def test_redis_restart_during_a_run(
     redis.start()
     final = run_to_the_end(runtime, result.mailout_id, worker)
     assert final.status == "finished"
-    assert final.counts["sent"] == SUPPORTERS
-    assert set(fake.counts().values()) == {1}
-    assert len(fake.counts()) == SUPPORTERS
+    # A task whose provider call was under way when the broker went is stopped (W8's setting): its rows
+    # may have left, so they are 'unknown', never sent again. Everybody else: sent, exactly once.
+    states = ledger_matches_provider(runtime, result.mailout_id, fake, expected)
+    assert states.get("unknown", 0) in (0, 50, 100)
+    assert states["sent"] == SUPPORTERS - states.get("unknown", 0)
