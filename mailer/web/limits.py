@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
 import re
 import time
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from limits import RateLimitItem, storage, strategies
+from redis.exceptions import RedisError
 
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -32,6 +34,9 @@ from mailer.store import repository as repo
 Clock = Callable[[], dt.datetime]
 #: Limit names appear in clear in the keys (they say which limit, not who): short and plain.
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+log = logging.getLogger(__name__)
 
 
 class Throttle(Protocol):
@@ -114,11 +119,34 @@ class RedisThrottle:
         return bool(self._storage.incr(f"{name}/{self._hash(name, key)}", ttl) == 1)
 
 
+class RedisOrDatabase:
+    """Redis while it answers; the database while it does not (Redis full at ``maxmemory``, or away), so
+    that a queue in trouble never takes the pages down nor lifts the limits."""
+
+    def __init__(self, redis: Throttle, database: Throttle) -> None:
+        self.redis, self.database = redis, database
+
+    def hit(self, name: str, key: str, limit: RateLimitItem) -> tuple[bool, int]:
+        try:
+            return self.redis.hit(name, key, limit)
+        except (RedisError, OSError) as err:
+            log.warning("rate limits: Redis refused (%s); counting in the database", err)
+            return self.database.hit(name, key, limit)
+
+    def spend_once(self, name: str, key: str, ttl: int) -> bool:
+        try:
+            return self.redis.spend_once(name, key, ttl)
+        except (RedisError, OSError) as err:
+            log.warning("spent proofs: Redis refused (%s); keeping them in the database", err)
+            return self.database.spend_once(name, key, ttl)
+
+
 def make_throttle(db: Database, broker_url: str | None, secret: str, clock: Clock) -> Throttle:
     """Redis when the installation has a broker, else its database: never one process's memory."""
+    database = DatabaseThrottle(db, secret, clock)
     if broker_url:
-        return RedisThrottle(broker_url, secret)
-    return DatabaseThrottle(db, secret, clock)
+        return RedisOrDatabase(RedisThrottle(broker_url, secret), database)
+    return database
 
 
 def client_bucket(address: str) -> str:

@@ -23,7 +23,7 @@ from mailer.store import repository as repo
 from mailer.store.models import Throttle as ThrottleRow
 from mailer.web import create_app
 from mailer.web.limits import DatabaseThrottle, RedisThrottle, client_bucket
-from tests.conftest import SECRET
+from tests.conftest import SECRET, free_port
 from tests.web.conftest import MORNING, csrf_of
 from tests.web.proofs import solved_proof
 from tests.web.test_pages import PAGE, good_form, outbox
@@ -235,3 +235,17 @@ def test_limits_and_spent_proofs_hold_across_processes(app: Flask, env: dict[str
     plain = [(status, retry) for kind, status, retry, _ in flat if kind == "plain"]
     assert sorted(status for status, _ in plain) == [200] * 5 + [429] * (PROCESSES * PLAIN_POSTS - 5)
     assert all(retry == "3600" for status, retry in plain if status == 429)  # MORNING is on the hour
+
+
+def test_with_redis_away_the_limits_still_hold_in_the_database(app: Flask, runtime: Runtime) -> None:
+    """A broker that does not answer (full, or down) neither takes the form down nor lifts its limits."""
+    away = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with_broker = Runtime(dataclasses.replace(runtime.settings, broker_url=away))
+    with_broker.__dict__["db"] = runtime.db
+    with_broker.__dict__["backend"] = runtime.backend
+    with_broker.clock = runtime.clock
+    client = create_app(with_broker).test_client()
+    token = csrf_of(client.get(EN).get_data(as_text=True))
+    answers = [post_from(client, token, "198.51.100.78", f"writer{n}@example.net") for n in range(7)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    assert throttle_keys(runtime)  # counted in the database meanwhile
