@@ -430,6 +430,11 @@ def _status_table(status: mailouts.MailoutStatus) -> Table:
         else None
     )
     caption = plain(_("Stopped because: %(reason)s") % {"reason": reason}) if reason else None
+    if status.throttled_until is not None:
+        caption = plain(
+            _("Throttled: the provider asked us to wait until %(time)s UTC")
+            % {"time": status.throttled_until.strftime("%H:%M:%S")}
+        )
     table = Table(title=title, caption=caption)
     table.add_column(_("Locale"))
     shown = [s for s in mailouts.MESSAGE_STATES if status.counts.get(s) or s in ("queued", "sent")]

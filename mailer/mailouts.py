@@ -464,6 +464,8 @@ class MailoutStatus:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: The provider asked every worker to wait (HTTP 429) until then: the mailout is throttled, not stuck.
+    throttled_until: dt.datetime | None = None
 
     @property
     def done(self) -> int:
@@ -485,14 +487,16 @@ class MailoutStatus:
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "throttled_until": self.throttled_until.isoformat() if self.throttled_until else None,
         }
 
 
-def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
+def mailout_status(db: Database, mailout_id: int, clock: Clock = utc_now) -> MailoutStatus:
     with db.session() as session:
         mailout = repo.get_mailout(session, mailout_id)
         campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
         by_locale = repo.message_counts(session, mailout_id)
+        throttled = repo.provider_paused_until(session, clock()) if mailout.status == "running" else None
     counts = dict.fromkeys(MESSAGE_STATES, 0)
     for states in by_locale.values():
         for state, number in states.items():
@@ -515,6 +519,7 @@ def mailout_status(db: Database, mailout_id: int) -> MailoutStatus:
         created_at=mailout.created_at,
         started_at=mailout.started_at,
         finished_at=mailout.finished_at,
+        throttled_until=throttled,
     )
 
 

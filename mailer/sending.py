@@ -252,6 +252,8 @@ class _BatchRun:
                     repo.finish_mailout_if_done(session, mailout_id, clock())
 
     def _send(self, parcel: Parcel) -> None:
+        if self._wait_for_provider(parcel):
+            return
         with self.db.session() as session:  # the last word before the provider: is the mailout still running?
             called = set(
                 repo.mark_provider_called(session, parcel.message_ids, self.clock(), self.claimed_at)
@@ -283,6 +285,10 @@ class _BatchRun:
                 for d in deliveries
             ]
         )
+        waits = [d.retry_after for d in deliveries if d.status == "transient" and d.retry_after]
+        if waits:  # the provider's rate limit holds for every worker: one pause for all of them
+            with self.db.session() as session:
+                repo.pause_provider(session, self.transport.name, now + dt.timedelta(seconds=max(waits)))
         bounced = [d for d in deliveries if d.status == "permanent" and d.hard_bounce]
         if bounced:  # the relay said the address does not exist: as a bounce event would
             with self.db.session() as session:
@@ -291,6 +297,20 @@ class _BatchRun:
                 for message in rows:
                     source = f"{self.transport.name}: {errors[message.id]}"
                     repo.suppress_for_message(session, message, "hard_bounce", source)
+
+    def _wait_for_provider(self, parcel: Parcel) -> bool:
+        """True when the provider asked every worker to wait (429): the parcel goes back, untried and
+        not counted, due when the wait is over."""
+        now = self.clock()
+        with self.db.session() as session:
+            until = repo.provider_paused_until(session, now, self.transport.name)
+            if until is None:
+                return False
+            repo.release_messages(session, parcel.message_ids, now, self.claimed_at, not_before=until)
+        done = set(parcel.message_ids)
+        self.pending = [i for i in self.pending if i not in done]
+        self.result.count("throttled", len(parcel.message_ids))
+        return True
 
     def _retry_or_fail(self, message_id: int, reason: str, now: dt.datetime) -> tuple[str, dict[str, Any]]:
         """A row whose composing raised: again later (the claim counted an attempt), failed at the cap."""

@@ -427,3 +427,34 @@ def test_a_batch_delivered_again_while_it_still_runs_sends_once(rt: Runtime, fak
     assert sorted(o.claimed for o in outcomes) == [0, 25]
     assert set(fake.counts().values()) == {1}
     assert len(fake.counts()) == 25
+
+
+def test_a_rate_limit_holds_every_worker_until_the_reset(rt: Runtime, fake: FakeSendGrid) -> None:
+    """P1: SendGrid answers 429 with X-RateLimit-Reset; no worker calls it again before the reset, the
+    mailout shows it is throttled, and afterwards everyone gets the alert once."""
+    clock = Clock()
+    fake.inject(Fault(status=429, headers={"X-RateLimit-Reset": str(int(time.time()) + 600)}))
+    result = launch(rt, clock)
+    run_all(rt, clock)  # eight batches: the first is refused, the seven others wait without calling
+    assert fake.requests == 1
+    throttled = mailouts.mailout_status(rt.db, result.mailout_id, clock)
+    assert throttled.counts["queued"] == 120
+    assert throttled.throttled_until is not None
+    assert (
+        clock.now + dt.timedelta(minutes=9)
+        < throttled.throttled_until
+        <= clock.now + dt.timedelta(minutes=11)
+    )
+    with rt.db.session() as session:  # waiting is not an attempt
+        attempts = [m.attempts for m in repo.get_messages(session, list(range(1, 121)))]
+        assert (attempts.count(1), attempts.count(0)) == (25, 95)  # only the refused batch tried
+    clock.advance(minutes=5)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    assert fake.requests == 1  # still before the reset
+    clock.advance(minutes=30)
+    mailouts.sweep(rt.db, rt.backend, clock)
+    run_all(rt, clock)
+    final = mailouts.mailout_status(rt.db, result.mailout_id, clock)
+    assert (final.status, final.counts["sent"], final.throttled_until) == ("finished", 120, None)
+    assert set(fake.counts().values()) == {1}

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from mailer.store.models import (
     Supporter,
     Suppression,
     Target,
+    Throttle,
 )
 
 if TYPE_CHECKING:
@@ -311,11 +312,17 @@ def mark_provider_called(
 
 
 def release_messages(
-    session: Session, message_ids: Sequence[int], now: dt.datetime, claimed_at: dt.datetime | None = None
+    session: Session,
+    message_ids: Sequence[int],
+    now: dt.datetime,
+    claimed_at: dt.datetime | None = None,
+    not_before: dt.datetime | None = None,
 ) -> None:
-    """Give claimed messages back, untried: they go to the queue again, and the claim does not count."""
+    """Give claimed messages back, untried: they go to the queue again (not before ``not_before`` when
+    given), and the claim does not count."""
     if not message_ids:
         return
+    later = {"not_before": not_before} if not_before is not None else {}
     session.execute(
         update(Message)
         .where(Message.id.in_(list(message_ids)), *_held(claimed_at))
@@ -326,8 +333,36 @@ def release_messages(
             provider_called_at=None,
             dispatched_at=None,
             updated_at=now,
+            **later,
         )
     )
+
+
+_PROVIDER_PAUSE = "provider-pause:"
+
+
+def pause_provider(session: Session, provider: str, until: dt.datetime) -> None:
+    """Nobody calls this provider before ``until`` (it answered 429): one pause for every worker."""
+    key = _PROVIDER_PAUSE + provider
+    moved = _changed(
+        session,
+        update(Throttle).where(Throttle.key == key, Throttle.expires_at < until).values(expires_at=until),
+    )
+    if not moved:
+        statement = _insert(session)(Throttle).on_conflict_do_nothing(index_elements=["key"])
+        session.execute(statement, [{"key": key, "hits": 0, "expires_at": until}])
+
+
+def provider_paused_until(
+    session: Session, now: dt.datetime, provider: str | None = None
+) -> dt.datetime | None:
+    """Until when a provider (or, without a name, any provider) asked us to wait; None when it did not."""
+    key = Throttle.key == _PROVIDER_PAUSE + provider if provider else Throttle.key.startswith(_PROVIDER_PAUSE)
+    until = session.scalar(select(func.max(Throttle.expires_at)).where(key))
+    if until is None:
+        return None
+    until = until.replace(tzinfo=dt.UTC) if until.tzinfo is None else until
+    return until if until > now else None
 
 
 def pause_mailout(session: Session, mailout_id: int, reason: str | None = None) -> bool:
@@ -845,10 +880,6 @@ def mailouts_of_campaign(session: Session, campaign_id: int) -> list[int]:
 def throttle_hit(session: Session, key: str, expires_at: dt.datetime, now: dt.datetime) -> int:
     """Count one hit on a shared counter and return its count, in one statement (concurrent hits from
     other processes are counted, never lost). A counter found past its expiry starts again at 1."""
-    from sqlalchemy import case
-
-    from mailer.store.models import Throttle
-
     insert = _insert(session)(Throttle).values(key=key, hits=1, expires_at=expires_at)
     expired = Throttle.expires_at <= now
     statement = insert.on_conflict_do_update(
@@ -863,8 +894,4 @@ def throttle_hit(session: Session, key: str, expires_at: dt.datetime, now: dt.da
 
 def delete_expired_throttles(session: Session, now: dt.datetime) -> int:
     """Delete the counters whose window or lifetime has ended; how many were deleted (for the sweep)."""
-    from sqlalchemy import delete
-
-    from mailer.store.models import Throttle
-
     return _changed(session, delete(Throttle).where(Throttle.expires_at <= now))
