@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from mailer.runtime import Runtime
+from mailer.store.models import Message, Supporter
 from tests.conftest import RedisServer
 from tests.fakes.sendgrid_server import FakeSendGrid
 
@@ -95,3 +98,29 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+def ledger_matches_provider(
+    runtime: Runtime, mailout_id: int, fake: FakeSendGrid, expected: dict[str, str]
+) -> dict[str, int]:
+    """Per recipient: 'sent' in the ledger means exactly one delivery; 'unknown' at most one. Returns the counts."""
+    counts = fake.counts()
+    assert max(counts.values()) == 1, "somebody got the alert twice"
+    with runtime.db.session() as session:
+        rows = session.execute(
+            select(Supporter.email, Message.status)
+            .join(Message, Message.supporter_id == Supporter.id)
+            .where(Message.mailout_id == mailout_id)
+        ).all()
+    assert sorted(email for email, _ in rows) == sorted(expected)
+    states: dict[str, int] = {}
+    for email, state in rows:
+        states[state] = states.get(state, 0) + 1
+        if state == "sent":
+            assert counts[email] == 1, email
+        else:
+            assert state == "unknown", (email, state)
+            assert counts[email] <= 1, email
+    for delivered in fake.delivered:
+        assert delivered.headers["List-Unsubscribe"].startswith("<https://")
+    return states

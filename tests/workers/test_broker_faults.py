@@ -28,7 +28,7 @@ from mailer.config import Settings
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store import upgrade_database
-from mailer.store.models import Mailout, Message, Supporter
+from mailer.store.models import Mailout, Message
 from mailer.supporters import import_supporters
 from mailer.targets import import_targets
 from mailer.web import create_app
@@ -36,7 +36,7 @@ from tests.conftest import POSTGRES_URL, RedisServer
 from tests.factories import supporters_csv
 from tests.fakes.sendgrid_server import FakeSendGrid, Fault
 from tests.web.conftest import MORNING, csrf_of
-from tests.workers.conftest import Worker
+from tests.workers.conftest import Worker, ledger_matches_provider
 from workers.backend import CeleryBackend
 
 pytestmark = pytest.mark.integration
@@ -185,31 +185,6 @@ def run_to_the_end(runtime: Runtime, mailout_id: int, worker: Worker) -> dict[st
     return states(runtime, mailout_id)
 
 
-def each_once(
-    runtime: Runtime, mailout_id: int, fake: FakeSendGrid, expected: dict[str, str]
-) -> dict[str, int]:
-    """The oracle: 'sent' in the ledger is exactly one delivery, 'unknown' at most one, nobody twice.
-    Returns the ledger's states."""
-    counts = fake.counts()
-    assert max(counts.values()) == 1, "somebody got the alert twice"
-    with runtime.db.session() as session:
-        rows = session.execute(
-            select(Supporter.email, Message.status)
-            .join(Message, Message.supporter_id == Supporter.id)
-            .where(Message.mailout_id == mailout_id)
-        ).all()
-    assert sorted(email for email, _ in rows) == sorted(expected)
-    found: dict[str, int] = {}
-    for email, state in rows:
-        found[state] = found.get(state, 0) + 1
-        if state == "sent":
-            assert counts[email] == 1, email
-        else:
-            assert state == "unknown", (email, state)
-            assert counts[email] <= 1, email
-    return found
-
-
 def received_twice(worker: Worker) -> dict[str, list[str]]:
     """Task ids the worker received more than once, with what each run reported."""
     received: dict[str, int] = {}
@@ -262,7 +237,7 @@ def test_w5_redis_restarted_with_its_append_only_file_loses_no_task(
     # The rows of the two tasks in flight were at the provider: the sweeper marks them unknown.
     final = run_to_the_end(runtime, result.mailout_id, worker)
     assert final == {"sent": SUPPORTERS - 2 * BATCH, "unknown": 2 * BATCH}
-    each_once(runtime, result.mailout_id, fake, expected)
+    ledger_matches_provider(runtime, result.mailout_id, fake, expected)
     assert len(fake.counts()) == SUPPORTERS
 
 
@@ -302,7 +277,7 @@ def test_w8_tasks_cut_off_from_the_broker_are_stopped_and_their_redelivery_sends
     assert sum(fake.counts().values()) == SUPPORTERS
     final = run_to_the_end(runtime, result.mailout_id, worker)
     assert final == {"sent": SUPPORTERS - 2 * BATCH, "unknown": 2 * BATCH}  # at the provider, maybe sent
-    each_once(runtime, result.mailout_id, fake, expected)
+    ledger_matches_provider(runtime, result.mailout_id, fake, expected)
 
 
 def mailer(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -397,7 +372,7 @@ def test_w7_a_full_redis_refuses_the_launch_loudly_and_the_sweep_queues_it_when_
         "the workers to send them",
         worker,
     )
-    assert each_once(runtime, mailout_id, fake, expected) == {"sent": SUPPORTERS}
+    assert ledger_matches_provider(runtime, mailout_id, fake, expected) == {"sent": SUPPORTERS}
     assert len(fake.counts()) == SUPPORTERS
 
 
@@ -604,7 +579,7 @@ def test_w11_tasks_meeting_a_database_away_call_nobody_and_are_retried_when_it_i
     # No sweep: the retries alone send everything, once, each row claimed once.
     wait_for(lambda: states(runtime, result.mailout_id) == {"sent": SUPPORTERS}, "every row sent", worker)
     assert attempts(runtime) == {1}
-    each_once(runtime, result.mailout_id, fake, expected)
+    ledger_matches_provider(runtime, result.mailout_id, fake, expected)
     assert len(fake.counts()) == SUPPORTERS
 
 
@@ -667,4 +642,4 @@ def test_w11_serialization_failures_on_the_claim_and_the_state_updates_send_nobo
     final = run_to_the_end(runtime, result.mailout_id, worker)
     assert final == {"sent": SUPPORTERS - BATCH, "unknown": BATCH}
     assert attempts(runtime) == {1}  # the failed claims and the stamp given back counted nothing
-    each_once(runtime, result.mailout_id, fake, expected)
+    ledger_matches_provider(runtime, result.mailout_id, fake, expected)

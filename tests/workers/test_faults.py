@@ -11,37 +11,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from mailer import campaigns, mailouts
 from mailer.config import Settings
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store import upgrade_database
-from mailer.store.models import Message, Supporter
 from mailer.supporters import import_supporters
 from tests.conftest import RedisServer
 from tests.factories import supporters_csv
 from tests.fakes.sendgrid_server import FakeSendGrid, Fault
-from tests.workers.conftest import Worker
+from tests.workers.conftest import Worker, ledger_matches_provider
 
 pytestmark = pytest.mark.integration
 SUPPORTERS = 400
 DEADLINE = 180  # seconds: a bound against hanging, not a performance check
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid() as server:
-        yield server
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -90,32 +74,6 @@ def run_to_the_end(runtime: Runtime, mailout_id: int, worker: Worker) -> mailout
             pytest.fail(f"mailout still {status.counts}\n{worker.logs()[-3000:]}")
         runtime.sweep()
         time.sleep(0.5)
-
-
-def ledger_matches_provider(
-    runtime: Runtime, mailout_id: int, fake: FakeSendGrid, expected: dict[str, str]
-) -> dict[str, int]:
-    """Per recipient: 'sent' in the ledger means exactly one delivery; 'unknown' at most one. Returns the counts."""
-    counts = fake.counts()
-    assert max(counts.values()) == 1, "somebody got the alert twice"
-    with runtime.db.session() as session:
-        rows = session.execute(
-            select(Supporter.email, Message.status)
-            .join(Message, Message.supporter_id == Supporter.id)
-            .where(Message.mailout_id == mailout_id)
-        ).all()
-    assert sorted(email for email, _ in rows) == sorted(expected)
-    states: dict[str, int] = {}
-    for email, state in rows:
-        states[state] = states.get(state, 0) + 1
-        if state == "sent":
-            assert counts[email] == 1, email
-        else:
-            assert state == "unknown", (email, state)
-            assert counts[email] <= 1, email
-    for delivered in fake.delivered:
-        assert delivered.headers["List-Unsubscribe"].startswith("<https://")
-    return states
 
 
 def test_worker_killed_mid_batch(setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid) -> None:
