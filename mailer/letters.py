@@ -325,14 +325,18 @@ def _row(
 
 
 def dispatch_letters(
-    db: Database, backend: TaskBackend, clock: Clock | None = None, batch_size: int = 100
+    db: Database,
+    backend: TaskBackend,
+    clock: Clock | None = None,
+    batch_size: int = 100,
+    redispatch_after: dt.timedelta = dt.timedelta(minutes=10),
 ) -> int:
     """Release what may go now on the letters queue: confirmations and copies at once; letters within
     sending hours and each official's hourly cap. The number of batches queued."""
     now = (clock or utc_now)()
     with db.session() as session:
         caps = _remaining_caps(session, now)
-        ids = repo.mark_letters_dispatched(session, now, now - dt.timedelta(minutes=10), caps)
+        ids = repo.mark_letters_dispatched(session, now, now - redispatch_after, caps)
     for start in range(0, len(ids), batch_size):
         backend.enqueue_send_batch(ids[start : start + batch_size], queue=LETTERS_QUEUE)
     return -(-len(ids) // batch_size)

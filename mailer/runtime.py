@@ -123,7 +123,11 @@ class Runtime:
                 mailouts.sweep(self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing)
             )
         )
-        step(lambda: letters.dispatch_letters(self.db, self.backend, self.clock))
+        step(
+            lambda: letters.dispatch_letters(
+                self.db, self.backend, self.clock, redispatch_after=self.timing.redispatch_after
+            )
+        )
         step(lambda: events.apply_unapplied_events(self.db, self.clock()))
         step(self._forget_expired_throttles)
         if failures:
