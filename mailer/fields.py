@@ -46,12 +46,8 @@ def forbidden_character(value: str, multiline: bool = False) -> str | None:
 def check_line(value: str | None, max_length: int, required: bool = True, html: bool = False) -> str:
     """A one-line field (a name, a subject), NFC-normalised and trimmed, inner spaces collapsed."""
     text = unicodedata.normalize("NFC", value or "").strip()
-    if not text:
-        if required:
-            raise FieldProblem(N_("this field is required"))
+    if not _present(text, max_length, required):
         return ""
-    if len(text) > max_length:
-        raise FieldProblem(N_("at most %(max)d characters, please"), max=max_length)
     if any(char in text for char in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
         raise FieldProblem(N_("one line only, please"))
     _check_characters(text, multiline=False, html=html)
@@ -61,14 +57,21 @@ def check_line(value: str | None, max_length: int, required: bool = True, html: 
 def check_text(value: str | None, max_length: int, required: bool = True, html: bool = False) -> str:
     """A field of several lines (a letter, a note): line ends made LF, trimmed."""
     text = unicodedata.normalize("NFC", value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not _present(text, max_length, required):
+        return ""
+    _check_characters(text, multiline=True, html=html)
+    return text
+
+
+def _present(text: str, max_length: int, required: bool) -> bool:
+    """False for an empty optional field; FieldProblem for an empty required one or one too long."""
     if not text:
         if required:
             raise FieldProblem(N_("this field is required"))
-        return ""
+        return False
     if len(text) > max_length:
         raise FieldProblem(N_("at most %(max)d characters, please"), max=max_length)
-    _check_characters(text, multiline=True, html=html)
-    return text
+    return True
 
 
 def _check_characters(text: str, multiline: bool, html: bool) -> None:

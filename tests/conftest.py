@@ -97,13 +97,16 @@ def runtime(settings: Settings, db: Database) -> Iterator[Runtime]:
 class RedisServer:
     """A redis-server process of our own on a loopback port; it can be stopped and started again."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, append_only: bool = False) -> None:
+        """``append_only``: keep the data in an append-only file written before each answer, so that a
+        restart, even after SIGKILL, finds every message it had acknowledged."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: run `make test`, which installs it")
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.append_only = append_only
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -119,8 +122,11 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(
+                ("--appendonly", "yes", "--appendfsync", "always")
+                if self.append_only
+                else ("--appendonly", "no")
+            ),
         ]
         self.process = subprocess.Popen(
             [*args, "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
@@ -142,6 +148,13 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def crash(self) -> None:
+        """SIGKILL: no shutdown, no last write."""
+        if self.process is not None:
+            self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
 

@@ -63,8 +63,10 @@ def fake() -> Iterator[FakeSendGrid]:
         yield server
 
 
-@pytest.fixture
-def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Iterator[Runtime]:
+def sendgrid_runtime(
+    env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid, supporters: int
+) -> Runtime:
+    """A runtime sending through the fake SendGrid, with the seed campaign and synthetic supporters."""
     settings = Settings.from_env(
         env
         | {
@@ -76,10 +78,16 @@ def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) ->
     )
     runtime = Runtime(settings)
     runtime.__dict__["db"] = db
-    runtime.__dict__["backend"] = Queue()
     campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
-    supporters_csv(tmp_path / "people.csv", 120)
+    supporters_csv(tmp_path / "people.csv", supporters)
     import_supporters(db, tmp_path / "people.csv")
+    return runtime
+
+
+@pytest.fixture
+def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Iterator[Runtime]:
+    runtime = sendgrid_runtime(env, tmp_path, db, fake, 120)
+    runtime.__dict__["backend"] = Queue()
     yield runtime
     runtime.close()
 

@@ -14,17 +14,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import campaigns, mailouts, sending
+from mailer import mailouts, sending
 from mailer.config import Settings
-from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store import Database
 from mailer.store.models import Message, Supporter
-from mailer.supporters import import_supporters
 from mailer.transports import BulkEmail, Delivery, Transport
 from mailer.transports.sendgrid import SendGridTransport
-from tests.factories import supporters_csv
 from tests.fakes.sendgrid_server import FakeSendGrid
+from tests.test_ledger import sendgrid_runtime
 
 SLUG = "protect-hrds-iraq"
 SUPPORTERS = 240
@@ -95,20 +93,7 @@ def fake() -> Iterator[FakeSendGrid]:
 
 @pytest.fixture
 def rt(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Iterator[Runtime]:
-    settings = Settings.from_env(
-        env
-        | {
-            "MAILER_TRANSPORT": "sendgrid",
-            "MAILER_SENDGRID_API_KEY": fake.api_key,
-            "MAILER_SENDGRID_API_URL": fake.url,
-        },
-        cwd=tmp_path,
-    )
-    runtime = Runtime(settings)
-    runtime.__dict__["db"] = db
-    campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
-    supporters_csv(tmp_path / "people.csv", SUPPORTERS)
-    import_supporters(db, tmp_path / "people.csv")
+    runtime = sendgrid_runtime(env, tmp_path, db, fake, SUPPORTERS)
     yield runtime
     runtime.close()
 

@@ -47,61 +47,11 @@ DEADLINE = 180  # seconds: a bound against hanging, not a performance check
 SUCCEEDED = re.compile(r" succeeded in [0-9.e-]+s: (.*)$")
 
 
-class PersistentRedis(RedisServer):
-    """A redis-server that keeps its data in an append-only file, written to disk before each answer: a
-    restart, even after SIGKILL, finds every task message it had acknowledged."""
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client_of(self).ping():
-                    return
-            except redis_client.RedisError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.process.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-
-    def crash(self) -> None:
-        """SIGKILL: no shutdown, no last write."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid() as server:
-        yield server
-
-
-@pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[PersistentRedis]:
+def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = PersistentRedis(folder)
+    server = RedisServer(folder, append_only=True)
     server.start()
     yield server
     server.stop()
@@ -214,7 +164,7 @@ def age_unacknowledged(server: RedisServer) -> int:
 def test_w5_redis_restarted_with_its_append_only_file_loses_no_task(
     setup: Callable[[str], tuple[Runtime, Worker, dict[str, str]]],
     fake: FakeSendGrid,
-    aof_redis: PersistentRedis,
+    aof_redis: RedisServer,
 ) -> None:
     runtime, worker, expected = setup(aof_redis.url)
     # The first two provider calls hang: two tasks are in flight, six wait on the queue, when Redis dies.
@@ -244,7 +194,7 @@ def test_w5_redis_restarted_with_its_append_only_file_loses_no_task(
 def test_w8_tasks_cut_off_from_the_broker_are_stopped_and_their_redelivery_sends_nothing(
     setup: Callable[[str], tuple[Runtime, Worker, dict[str, str]]],
     fake: FakeSendGrid,
-    aof_redis: PersistentRedis,
+    aof_redis: RedisServer,
 ) -> None:
     runtime, worker, expected = setup(aof_redis.url)
     backend = runtime.backend
