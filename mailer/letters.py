@@ -255,12 +255,11 @@ def confirm_letter(
     db: Database, backend: TaskBackend, signer: TokenSigner, token: str, clock: Clock | None = None
 ) -> Confirmed:
     """Follow a confirmation link: the letters go out (once: following it again sends nothing more)."""
-    try:
-        letter_id = int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
-    except (InvalidToken, KeyError, TypeError, ValueError) as err:
+    letter_id = _letter_of_link(signer, token)
+    if letter_id is None:
         raise MailerError(
             N_("this confirmation link is not valid or has expired; please write your letter again")
-        ) from err
+        )
     return confirm_letter_id(db, backend, letter_id, clock)
 
 
