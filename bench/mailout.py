@@ -36,6 +36,7 @@ from mailer.resources import demo_dir  # noqa: E402
 from mailer.runtime import Runtime  # noqa: E402
 from mailer.store import upgrade_database  # noqa: E402
 from mailer.store.models import Supporter  # noqa: E402
+from mailer.vault import generate_key  # noqa: E402
 
 CODES = ("en", "ar", "ckb", "kmr")
 NAMES = {"en": "Sarah Miller", "ar": "زينب حسن", "ckb": "شیلان ئەحمەد", "kmr": "Rojda Şêxo"}
@@ -111,7 +112,7 @@ def add_supporters(runtime: Runtime, count: int) -> None:
             [
                 {
                     "email": f"bench{i:06d}@example.org",
-                    "email_key": f"bench{i:06d}@example.org",
+                    "email_index": runtime.vault.address_index(f"bench{i:06d}@example.org"),
                     "name": NAMES[CODES[i % 4]],
                     "locale": CODES[i % 4],
                     "governorate": None,
@@ -351,12 +352,13 @@ def main() -> None:
                 "MAILER_SENDGRID_API_KEY": API_KEY,
                 "MAILER_SENDGRID_API_URL": f"http://127.0.0.1:{fake_port}",
                 "MAILER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+                "MAILER_DATA_KEY": generate_key(),
                 "MAILER_BATCH_SIZE": "1000",
                 "PYTHONPATH": str(ROOT),
             }
             os.environ.update(env)
-            upgrade_database(database_url)
             runtime = Runtime(Settings.from_env(env, cwd=folder))
+            upgrade_database(database_url, runtime.vault)
             campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
             runtime.close()
             print(f"machine: {machine()}\ndatabase: {database_url.split(':')[0]}\n", flush=True)

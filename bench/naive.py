@@ -30,7 +30,7 @@ _state: dict[str, object] = {}
 def send_one(supporter_id: int, slug: str) -> None:
     settings = Settings.from_env()
     if "db" not in _state:
-        _state["db"] = Database(settings.database_url)
+        _state["db"] = Database(settings.database_url, settings.require_vault())
     db = _state["db"]
     assert isinstance(db, Database)
     with db.session() as session:

@@ -123,7 +123,7 @@ def emit_json(document: Any) -> None:
 def db_upgrade() -> None:
     """Create the database schema, or migrate it to the newest version."""
     settings = Settings.from_env()
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
     out.print(_("The database is up to date."))
 
 

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from mailer.errors import N_, ConfigError, LocaleError
 from mailer.fields import FieldProblem, check_line
 from mailer.locales import get_locale
+from mailer.vault import Vault
 
 TransportName = Literal["outbox", "smtp", "sendgrid"]
 TRANSPORTS: tuple[TransportName, ...] = ("outbox", "smtp", "sendgrid")
@@ -37,6 +38,8 @@ class Settings:
     sendgrid_api_url: str = DEFAULT_SENDGRID_API_URL
     sendgrid_api_key: str | None = field(default=None, repr=False)
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    # The keys personal data is encrypted with (mailer.vault): from MAILER_DATA_KEY or MAILER_DATA_KEY_FILE.
+    data_key: str | None = field(default=None, repr=False)
     base_url: str = "http://localhost:8000"
     from_email: str = "alerts@example.org"
     from_name: str = "Solidarity Mailer"
@@ -48,6 +51,11 @@ class Settings:
     redispatch_after: int = 600
     retry_base: int = 30
     proxy_hops: int = 0
+    # Retention: unconfirmed letters this long after their link expired; letters' words this long after
+    # they were sent; providers' raw events (IP, user agent, address) this long after they arrived.
+    retain_unconfirmed_hours: int = 24
+    retain_letter_days: int = 28
+    retain_event_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -97,6 +105,8 @@ class Settings:
                     min=MIN_SECRET_LENGTH,
                 )
 
+        data_key = _data_key(get("MAILER_DATA_KEY"), get("MAILER_DATA_KEY_FILE"), here)
+
         base_url = (get("MAILER_BASE_URL") or "http://localhost:8000").rstrip("/")
         _check_url("MAILER_BASE_URL", base_url, ("http", "https"))
         if get("MAILER_BASE_URL") is None and transport != "outbox":
@@ -132,6 +142,10 @@ class Settings:
         # How many reverse proxies of ours stand before the web server: only their X-Forwarded-For is trusted.
         proxy_hops = _int_var(env, "MAILER_PROXY_HOPS", 0, minimum=0, maximum=5)
 
+        retain_unconfirmed_hours = _int_var(env, "MAILER_RETAIN_UNCONFIRMED_HOURS", 24, minimum=0)
+        retain_letter_days = _int_var(env, "MAILER_RETAIN_LETTER_DAYS", 28, minimum=1)
+        retain_event_days = _int_var(env, "MAILER_RETAIN_EVENT_DAYS", 30, minimum=1)
+
         language = get("MAILER_LANGUAGE") or "en"
         try:
             language = get_locale(language).code
@@ -147,6 +161,7 @@ class Settings:
             sendgrid_api_url=sendgrid_api_url,
             sendgrid_api_key=sendgrid_api_key,
             secret_keys=secret_keys,
+            data_key=data_key,
             base_url=base_url,
             from_email=from_email,
             from_name=from_name,
@@ -158,6 +173,9 @@ class Settings:
             redispatch_after=redispatch_after,
             retry_base=retry_base,
             proxy_hops=proxy_hops,
+            retain_unconfirmed_hours=retain_unconfirmed_hours,
+            retain_letter_days=retain_letter_days,
+            retain_event_days=retain_event_days,
         )
 
     def require_secret_keys(self) -> tuple[str, ...]:
@@ -170,6 +188,46 @@ class Settings:
                 )
             )
         return self.secret_keys
+
+
+    def require_vault(self) -> Vault:
+        """The data keys; nothing personal is read or written without them."""
+        if not self.data_key:
+            raise ConfigError(
+                N_(
+                    "MAILER_DATA_KEY is not set: it encrypts every supporter's data. Make one with "
+                    "`mailer keys generate`, keep it apart from the database and its backups, and set "
+                    "MAILER_DATA_KEY (or MAILER_DATA_KEY_FILE, a file only you can read)"
+                )
+            )
+        return Vault.parse(self.data_key)
+
+
+def _data_key(value: str | None, file_name: str | None, here: Path) -> str | None:
+    """The key text, checked at start: from the variable, or from a file that only its owner may read."""
+    if value is not None and file_name is not None:
+        raise ConfigError(N_("set MAILER_DATA_KEY or MAILER_DATA_KEY_FILE, not both"))
+    if file_name is not None:
+        path = here / file_name
+        try:
+            if path.stat().st_mode & 0o077:
+                raise ConfigError(
+                    N_("MAILER_DATA_KEY_FILE %(file)s may be read by others: run chmod 600 on it"),
+                    file=file_name,
+                )
+            value = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(
+                N_("MAILER_DATA_KEY_FILE %(file)s cannot be read: %(reason)s"),
+                file=file_name,
+                reason=err.strerror or str(err),
+            ) from None
+        variable = "MAILER_DATA_KEY_FILE"
+    else:
+        variable = "MAILER_DATA_KEY"
+    if value is not None:
+        Vault.parse(value, variable)  # a wrong or weak key stops the program before it does anything
+    return value
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:

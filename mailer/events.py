@@ -16,7 +16,6 @@ from __future__ import annotations
 import binascii
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.errors import N_, ConfigError, MailerError
@@ -34,6 +34,7 @@ from mailer.store import repository as repo
 from mailer.store.models import Message, Supporter
 from mailer.tokens import InvalidToken, TokenSigner
 from mailer.transports.sendgrid import LEDGER_ARG
+from mailer.vault import Vault
 
 Clock = Callable[[], dt.datetime]
 
@@ -129,13 +130,13 @@ class WebhookVerifier:
 DEDUPE_FIELDS = ("sg_message_id", "event", "timestamp", "email", "url", "asm_group_id", LEDGER_ARG)
 
 
-def dedupe_key(event: dict[str, Any]) -> str:
-    """What the event says (message, type, time, address, link, our ledger row), hashed: a retry that
-    changed ``sg_event_id`` gets the same key, and the key holds no address."""
+def dedupe_key(vault: Vault, event: dict[str, Any]) -> str:
+    """What the event says (message, type, time, address, link, our ledger row), as a blind index: a
+    retry that changed ``sg_event_id`` gets the same key, and nobody without the key can test a guess."""
     parts = {name: "" if event.get(name) is None else str(event[name]) for name in DEDUPE_FIELDS}
     parts["email"] = parts["email"].strip().lower()
     basis = json.dumps(parts, sort_keys=True)  # JSON, so that no value can pass for a separator
-    return "h:" + hashlib.sha256(basis.encode()).hexdigest()
+    return "h:" + vault.index(basis, "event")
 
 
 def _ledger_id(event: dict[str, Any]) -> int | None:
@@ -157,11 +158,12 @@ def store_events(db: Database, events: Sequence[dict[str, Any]], now: dt.datetim
         rows.append(
             {
                 "provider": "sendgrid",
-                "dedupe_key": dedupe_key(event),
+                "dedupe_key": dedupe_key(db.vault, event),
                 "message_id": _ledger_id(event),
                 "event_type": name,
                 "occurred_at": occurred,
                 "received_at": now,
+                "suppress_reason": suppression_reason(name, event),
                 "payload": event,
             }
         )
@@ -213,7 +215,7 @@ def apply_events(db: Database, event_ids: Sequence[int], now: dt.datetime) -> Ap
             if message.status == "unknown" and rank is not None:
                 message.status = "sent"  # the provider had it after all
                 applied.resolved_unknown += 1
-            reason = _suppression_reason(event.event_type, event.payload)
+            reason = event.suppress_reason
             if reason:
                 applied.suppressions += repo.suppress_for_message(
                     session, message, reason, f"sendgrid:{event.id}"
@@ -244,7 +246,7 @@ def apply_unapplied_events(
         after_id = ids[-1]
 
 
-def _suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
+def suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
     """Why an event stops mail to its address, or None when it does not."""
     if event_type == "bounced" and str(payload.get("type", "bounce")) != "bounce":
         return None  # a "blocked" bounce is temporary: no suppression
@@ -283,18 +285,19 @@ def read_unsubscribe_token(db: Database, signer: TokenSigner, token: str) -> Uns
     except (InvalidToken, KeyError, TypeError, ValueError):
         return None
     with db.session() as session:
-        supporter = session.get(Supporter, supporter_id)
-        return UnsubscribeLink(supporter_id, message_id, supporter.locale) if supporter else None
+        locale = session.scalar(select(Supporter.locale).where(Supporter.id == supporter_id))
+        return UnsubscribeLink(supporter_id, message_id, locale) if locale else None
 
 
 def unsubscribe(db: Database, link: UnsubscribeLink, source: str, now: dt.datetime) -> None:
     """Stop every later mailout to this supporter (idempotent), and note it against the message."""
     with db.session() as session:
-        supporter = session.get(Supporter, link.supporter_id)
-        if supporter is None:
+        # By blind index: the unsubscribe page may run where only the public key is.
+        index = session.scalar(select(Supporter.email_index).where(Supporter.id == link.supporter_id))
+        if index is None:
             return
-        supporter.subscribed = False
-        repo.add_suppression(session, supporter.email_key, "supporter", "unsubscribe", source)
+        session.execute(update(Supporter).where(Supporter.id == link.supporter_id).values(subscribed=False))
+        repo.add_suppression(session, index, "supporter", "unsubscribe", source)
         if link.message_id and session.get(Message, link.message_id) is not None:
             repo.add_events(
                 session,
@@ -321,32 +324,49 @@ def add_suppression(db: Database, email: str, scope: str, reason: str = "manual"
         raise MailerError(N_("scope must be one of %(choices)s"), choices=", ".join(SCOPES))
     if reason not in SUPPRESSION_REASONS:
         raise MailerError(N_("reason must be one of %(choices)s"), choices=", ".join(SUPPRESSION_REASONS))
+    index = db.vault.address_index(email)
     with db.session() as session:
-        added = repo.add_suppression(session, email.strip().lower(), scope, reason, "manual")
-        if scope == "supporter":
-            supporter = repo.supporter_by_email_key(session, email.strip().lower())
-            if supporter is not None:
-                supporter.subscribed = False
+        supporter = repo.supporter_by_index(session, index) if scope == "supporter" else None
+        # The address is kept (encrypted) with the suppression only when no supporter holds it already.
+        kept = None if supporter is not None else email.strip().lower()
+        added = repo.add_suppression(session, index, scope, reason, "manual", email=kept)
+        if supporter is not None:
+            supporter.subscribed = False
         return bool(added)
 
 
 def remove_suppression(db: Database, email: str, scope: str, reason: str | None = None) -> int:
     with db.session() as session:
-        return repo.remove_suppressions(session, email.strip().lower(), scope, reason)
+        return repo.remove_suppressions(session, db.vault.address_index(email), scope, reason)
+
+
+#: How an erased person's suppression is listed: only its blind index remains.
+ERASED = "(erased)"
 
 
 def list_suppressions(db: Database) -> list[dict[str, Any]]:
+    """Every suppression with its address: kept with it, or the supporter's or official's own, or
+    ERASED when only the blind index is left."""
     with db.session() as session:
-        return [
-            {
-                "email": s.email_key,
-                "scope": s.scope,
-                "reason": s.reason,
-                "source": s.source,
-                "created_at": s.created_at.isoformat(),
-            }
-            for s in repo.all_suppressions(session)
-        ]
+        suppressions = repo.all_suppressions(session)
+        supporters = repo.supporters_by_index(
+            session, {s.email_index for s in suppressions if s.email is None and s.scope == "supporter"}
+        )
+        officials = {db.vault.address_index(t.email): t.email for t in repo.list_targets(session)}
+        rows = []
+        for s in suppressions:
+            known = supporters.get(s.email_index)
+            email = s.email or (known.email if known else None) or officials.get(s.email_index) or ERASED
+            rows.append(
+                {
+                    "email": email,
+                    "scope": s.scope,
+                    "reason": s.reason,
+                    "source": s.source,
+                    "created_at": s.created_at.isoformat(),
+                }
+            )
+        return rows
 
 
 def spreadsheet_safe(value: str) -> str:

@@ -12,6 +12,7 @@ anything into it), so the form cannot make our address send someone else's words
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from mailer.rendering import PreparedEmail
 from mailer.sending import ComposeContext, Composed, Parcel, ledger_message_id, utc_now
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Campaign, Letter, Message, Supporter, Target
+from mailer.store.models import Campaign, Letter, Message, Target
 from mailer.tasking import LETTERS_QUEUE, TaskBackend
 from mailer.tokens import InvalidToken, TokenSigner
 from mailer.transports import BulkEmail, Recipient
+from mailer.vault import UnreadableError, new_record_key, open_record, seal_record
 
 Clock = Callable[[], dt.datetime]
 SHARE_CHOICES = ("name_email", "name", "initials")
@@ -105,6 +107,37 @@ def check_form(raw: Mapping[str, str], campaign: str, locale: str) -> LetterForm
         share,
         raw.get("opt_in") in ("1", "on", "yes", "true"),
     )
+
+
+@dataclass(frozen=True)
+class LetterSecrets:
+    """What a letter holds of its writer: stored under the letter's own key (``Letter.private``), read
+    by the workers through the vault and by the confirmation page through the key in its link."""
+
+    name: str
+    email: str
+    governorate: str | None
+    subject: str
+    body: str
+    note: str
+
+    def seal(self, key: str) -> str:
+        return seal_record(key, dataclasses.asdict(self), "letter")
+
+    @classmethod
+    def open(cls, key: str, sealed: str) -> LetterSecrets:
+        record = open_record(key, sealed, "letter")
+        try:
+            return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
+        except KeyError as err:
+            raise UnreadableError(N_("a stored record does not open with its key")) from err
+
+
+def letter_secrets(letter: Letter) -> LetterSecrets | None:
+    """The writer's part of a letter, for a process holding the data key; None once it was deleted."""
+    if letter.private is None or letter.key is None:
+        return None
+    return LetterSecrets.open(letter.key, letter.private)
 
 
 # Targeting and pacing
@@ -187,38 +220,37 @@ def start_letter(
         targets = repo.active_targets(session, campaign_targeting(campaign).slugs_for(form.governorate))
         if not targets:
             raise MailerError(N_("this campaign has no official to write to from your governorate"))
-        email_key = form.email.lower()
-        supporter = repo.supporter_by_email_key(session, email_key)
-        if supporter is None:
+        # By blind index only: this process may hold just the public key, and reads nobody's data.
+        supporter_id = repo.supporter_id_by_index(session, db.vault.address_index(form.email))
+        if supporter_id is None:
             # Known from now on only as the writer of this letter: never mailed an alert unless they
-            # confirm with "keep me informed" ticked.
-            supporter = Supporter(
-                email=form.email,
-                email_key=email_key,
-                name=form.name,
-                locale=form.locale,
-                governorate=form.governorate,
-                tags=[],
+            # confirm with "keep me informed" ticked, and forgotten with the letter otherwise.
+            supporter = repo.new_supporter(
+                session,
+                form.email,
+                form.name,
+                form.locale,
+                form.governorate,
                 subscribed=False,
+                origin="letter",
             )
-            session.add(supporter)
             session.flush()
+            supporter_id = supporter.id
         edited = (form.subject, form.body.strip()) != (letter_content.subject, letter_content.body.strip())
         texts = {}
         for code in dict.fromkeys(t.letter_locale for t in targets):
             content = repo.get_content(session, campaign.id, "letter", code)
             texts[code] = {"subject": content.subject, "body": content.body}
+        key = new_record_key()
+        secrets = LetterSecrets(form.name, form.email, form.governorate, form.subject, form.body, form.note)
         letter = Letter(
             campaign_id=campaign.id,
-            supporter_id=supporter.id,
+            supporter_id=supporter_id,
             locale=form.locale,
-            name=form.name,
-            governorate=form.governorate,
             share=form.share,
-            subject=form.subject,
-            body=form.body,
             edited=edited,
-            note=form.note,
+            private=secrets.seal(key),
+            key=key,
             targets=[t.slug for t in targets],
             opt_in=form.opt_in,
             texts=texts,
@@ -232,14 +264,15 @@ def start_letter(
         # without it (a forwarded alert, a guessed address and a stolen link prove nothing).
         repo.add_messages(
             session,
-            [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter.id, form.locale, now)],
+            [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now)],
         )
     dispatch_letters(db, backend, clock)
     return Started(letter_id)
 
 
-def confirmation_token(signer: TokenSigner, letter_id: int) -> str:
-    return signer.sign("confirm", {"l": letter_id})
+def confirmation_token(signer: TokenSigner, letter_id: int, key: str) -> str:
+    """The link's token: which letter, and the letter's own key (so the page can show it, and only it)."""
+    return signer.sign("confirm", {"l": letter_id, "k": key})
 
 
 @dataclass(frozen=True)
@@ -255,12 +288,12 @@ def confirm_letter(
     db: Database, backend: TaskBackend, signer: TokenSigner, token: str, clock: Clock | None = None
 ) -> Confirmed:
     """Follow a confirmation link: the letters go out (once: following it again sends nothing more)."""
-    letter_id = _letter_of_link(signer, token)
-    if letter_id is None:
+    link = _letter_of_link(signer, token)
+    if link is None:
         raise MailerError(
             N_("this confirmation link is not valid or has expired; please write your letter again")
         )
-    return confirm_letter_id(db, backend, letter_id, clock)
+    return confirm_letter_id(db, backend, link[0], clock)
 
 
 def confirm_letter_id(
@@ -271,11 +304,9 @@ def confirm_letter_id(
         letter = repo.get_letter(session, letter_id)
         campaign = repo.get_campaign_by_id(session, letter.campaign_id)
         first_time = repo.confirm_letter(session, letter_id, now)
-        if first_time and letter.opt_in:
+        if first_time and letter.opt_in and letter.supporter_id is not None:
             # Consent from the mailbox itself; still never over an unsubscribe, a bounce or a complaint.
-            supporter = session.get(Supporter, letter.supporter_id)
-            if supporter is not None and not repo.is_suppressed(session, supporter.email_key, "supporter"):
-                supporter.subscribed = True
+            repo.subscribe_unless_suppressed(session, letter.supporter_id)
         if first_time:
             targets = repo.active_targets(session, letter.targets)
             rows = [
@@ -304,7 +335,7 @@ def _row(
     kind: str,
     letter_id: int,
     target_id: int | None,
-    supporter_id: int,
+    supporter_id: int | None,
     locale: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
@@ -386,12 +417,12 @@ def _plain_text(text: str, rtl: bool) -> str:
     return "\n\n".join(prefix + p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip())
 
 
-def _letter_text(session: Session, letter: Letter, code: str) -> _LetterText:
+def _letter_text(session: Session, letter: Letter, secrets: LetterSecrets, code: str) -> _LetterText:
     """The letter as an official reading ``code`` receives it: the supporter's own edits when they wrote in
     that language, otherwise the campaign's letter in that language."""
     rtl = get_locale(code).is_rtl
     if letter.edited and letter.locale == code:
-        return _LetterText(letter.subject, _plain_html(letter.body), _plain_text(letter.body, rtl))
+        return _LetterText(secrets.subject, _plain_html(secrets.body), _plain_text(secrets.body, rtl))
     kept = (letter.texts or {}).get(code)
     if kept is not None:
         subject, body = kept["subject"], kept["body"]
@@ -405,13 +436,13 @@ def initials(name: str) -> str:
     return " ".join(word[0] + "." for word in name.split())
 
 
-def _signature(letter: Letter, supporter: Supporter, code: str) -> list[str]:
+def _signature(letter: Letter, secrets: LetterSecrets, code: str) -> list[str]:
     if letter.share == "name_email":
-        return [letter.name, supporter.email]
+        return [secrets.name, secrets.email]
     if letter.share == "name":
-        return [letter.name]
-    place = governorate_name(letter.governorate, code) if letter.governorate else ""
-    return [line for line in (initials(letter.name), place) if line]
+        return [secrets.name]
+    place = governorate_name(secrets.governorate, code) if secrets.governorate else ""
+    return [line for line in (initials(secrets.name), place) if line]
 
 
 def _official(target: Target, code: str) -> str:
@@ -457,19 +488,21 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
     for message in messages:
         letter = repo.get_letter(session, message.letter_id or 0)
         target = session.get(Target, message.target_id or 0)
-        supporter = session.get(Supporter, letter.supporter_id)
+        secrets = letter_secrets(letter)
+        if secrets is None:
+            composed.skipped.append((message.id, "the writer's letter was erased"))
+            continue
         if (
             target is None
-            or supporter is None
             or target.status != "active"
-            or repo.is_suppressed(session, target.email.lower(), "target")
+            or repo.is_suppressed(session, repo.vault(session).address_index(target.email), "target")
         ):
             composed.skipped.append((message.id, "the official no longer receives letters"))
             continue
         code = target.letter_locale
         campaign = repo.get_campaign_by_id(session, letter.campaign_id)
         title = campaign.title.get(code, campaign.title[campaign.default_locale])
-        text = _letter_text(session, letter, code)
+        text = _letter_text(session, letter, secrets, code)
         email = context.renderer.render_email(
             "letter",
             {
@@ -477,13 +510,13 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
                 "title": target.title[code],
                 "body_html": text.html,
                 "body_text": text.text,
-                **_note_context(letter, code),
-                "signature": _signature(letter, supporter, code),
+                **_note_context(secrets, code),
+                "signature": _signature(letter, secrets, code),
                 "campaign_title": title,
             },
             code,
         )
-        shown = letter.name if letter.share != "initials" else initials(letter.name)
+        shown = secrets.name if letter.share != "initials" else initials(secrets.name)
         via = context.renderer.gettext(code, N_("%(name)s via %(campaign)s")) % {
             "name": shown,
             "campaign": title,
@@ -491,7 +524,7 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
         # Never the supporter's own address in From: their domain's DMARC policy would reject the letter.
         sender = Address(display_name=via, addr_spec=context.sender.from_email)
         reply_to = (
-            Address(display_name=letter.name, addr_spec=supporter.email)
+            Address(display_name=secrets.name, addr_spec=secrets.email)
             if letter.share == "name_email"
             else None
         )
@@ -500,11 +533,11 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
     return composed
 
 
-def _note_context(letter: Letter, code: str) -> dict[str, str]:
+def _note_context(secrets: LetterSecrets, code: str) -> dict[str, str]:
     return {
-        "note": letter.note,
-        "note_html": _plain_html(letter.note),
-        "note_text": _plain_text(letter.note, get_locale(code).is_rtl),
+        "note": secrets.note,
+        "note_html": _plain_html(secrets.note),
+        "note_text": _plain_text(secrets.note, get_locale(code).is_rtl),
     }
 
 
@@ -513,7 +546,7 @@ def _compose_to_supporters(
     messages: list[Message],
     context: ComposeContext,
     kind: str,
-    values_for: Callable[[Session, Letter, ComposeContext], dict[str, Any]],
+    values_for: Callable[[Session, Letter, LetterSecrets, ComposeContext], dict[str, Any]],
     named: bool,
 ) -> Composed:
     """Emails to the supporter who wrote each letter, in their language, from the campaign's address."""
@@ -521,23 +554,24 @@ def _compose_to_supporters(
     sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
     for message in messages:
         letter = repo.get_letter(session, message.letter_id or 0)
-        supporter = session.get(Supporter, letter.supporter_id)
-        if supporter is None:
+        secrets = letter_secrets(letter)
+        if secrets is None or letter.supporter_id is None:
             composed.skipped.append((message.id, "the supporter is gone"))
             continue
-        email = context.renderer.render_email(kind, values_for(session, letter, context), letter.locale)
-        to = Address(letter.name if named else "", addr_spec=supporter.email)
+        values = values_for(session, letter, secrets, context)
+        email = context.renderer.render_email(kind, values, letter.locale)
+        to = Address(secrets.name if named else "", addr_spec=secrets.email)
         composed.parcels.append(_single(message, email, context, to, sender, kind=kind))
     return composed
 
 
-def _letter_groups(session: Session, letter: Letter) -> list[dict[str, Any]]:
+def _letter_groups(session: Session, letter: Letter, secrets: LetterSecrets) -> list[dict[str, Any]]:
     """Each language's letter, with the officials who get it (names in the supporter's language)."""
     targets = repo.active_targets(session, letter.targets)
     groups = []
     for target_code in dict.fromkeys(t.letter_locale for t in targets):
         locale = get_locale(target_code)
-        text = _letter_text(session, letter, target_code)
+        text = _letter_text(session, letter, secrets, target_code)
         groups.append(
             {
                 "locale": locale,
@@ -551,23 +585,28 @@ def _letter_groups(session: Session, letter: Letter) -> list[dict[str, Any]]:
     return groups
 
 
-def _confirmation_values(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+def _confirmation_values(
+    session: Session, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+) -> dict[str, Any]:
     """Who the letter goes to and the link, nothing that the form's writer typed: the address is not
     proven yet, and the form must not be a way to send a stranger one's own words from our address."""
     groups = [
-        {"language": g["language"], "officials": g["officials"]} for g in _letter_groups(session, letter)
+        {"language": g["language"], "officials": g["officials"]}
+        for g in _letter_groups(session, letter, secrets)
     ]
-    token = confirmation_token(context.signer, letter.id)
+    token = confirmation_token(context.signer, letter.id, letter.key or "")
     return {"groups": groups, "confirm_url": f"{context.sender.base_url}/confirm/{token}"}
 
 
-def _copy_values(session: Session, letter: Letter, context: ComposeContext) -> dict[str, Any]:
+def _copy_values(
+    session: Session, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+) -> dict[str, Any]:
     """The supporter's own letter, and the officials it goes to (sent after they confirmed)."""
-    text = _letter_text(session, letter, letter.locale)
+    text = _letter_text(session, letter, secrets, letter.locale)
     targets = repo.active_targets(session, letter.targets)
     return {
-        "name": letter.name,
-        **_note_context(letter, letter.locale),
+        "name": secrets.name,
+        **_note_context(secrets, letter.locale),
         "officials": [_official(t, letter.locale) for t in targets],
         "subject": text.subject,
         "body_html": text.html,
@@ -588,9 +627,12 @@ def compose_copies(session: Session, messages: list[Message], context: ComposeCo
 COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}
 
 
-def _letter_of_link(signer: TokenSigner, token: str) -> int | None:
+def _letter_of_link(signer: TokenSigner, token: str) -> tuple[int, str] | None:
+    """(letter id, the letter's key) from a genuine, fresh link; None otherwise (a link sent before
+    letters had keys of their own has none either: its writer is asked to write again)."""
     try:
-        return int(signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)["l"])
+        payload = signer.verify("confirm", token, max_age=CONFIRM_MAX_AGE)
+        return int(payload["l"]), str(payload["k"])
     except (InvalidToken, KeyError, TypeError, ValueError):
         return None
 
@@ -608,20 +650,24 @@ class LetterPreview:
 
 def letter_preview(db: Database, signer: TokenSigner, token: str) -> LetterPreview | None:
     """None for a link that is forged, expired or names no letter."""
-    letter_id = _letter_of_link(signer, token)
-    if letter_id is None:
+    link = _letter_of_link(signer, token)
+    if link is None:
         return None
+    letter_id, key = link
     with db.session() as session:
         letter = session.get(Letter, letter_id)
-        supporter = session.get(Supporter, letter.supporter_id) if letter else None
-        if letter is None or supporter is None:
-            return None
+        if letter is None or letter.private is None or letter.supporter_id is None:
+            return None  # gone: deleted unconfirmed, or erased
+        try:
+            secrets = LetterSecrets.open(key, letter.private)
+        except UnreadableError:
+            return None  # a key that is not this letter's
         return LetterPreview(
             locale=letter.locale,
             status=letter.status,
-            groups=_letter_groups(session, letter),
-            note_html=_plain_html(letter.note),
-            signature=_signature(letter, supporter, letter.locale),
+            groups=_letter_groups(session, letter, secrets),
+            note_html=_plain_html(secrets.note),
+            signature=_signature(letter, secrets, letter.locale),
         )
 
 

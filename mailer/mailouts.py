@@ -314,7 +314,7 @@ def enumerate_recipients(
                     "created_at": now,
                     "updated_at": now,
                 }
-                for supporter_id, locale, _tags in page
+                for supporter_id, locale in page
                 if locale in plan
             ]
             added += repo.add_messages(session, rows)

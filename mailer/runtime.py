@@ -22,6 +22,7 @@ from mailer.transports import Transport
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport
 from mailer.transports.smtp import SmtpTransport
+from mailer.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,12 @@ class Runtime:
         self.clock = sending.utc_now
 
     @cached_property
+    def vault(self) -> Vault:
+        return self.settings.require_vault()
+
+    @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url)
+        return Database(self.settings.database_url, self.vault)
 
     @cached_property
     def renderer(self) -> Renderer:

@@ -123,11 +123,11 @@ def compose_alerts(session: Session, messages: list[Message], context: ComposeCo
     """Alerts: rendered once per (mailout, content locale), personalised per recipient, chunked."""
     composed = Composed()
     supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
-    suppressed = repo.suppressed_keys(session, [s.email_key for s in supporters.values()], "supporter")
+    suppressed = repo.suppressed_indexes(session, [s.email_index for s in supporters.values()], "supporter")
     sendable = []
     for message in messages:
         supporter = supporters.get(message.supporter_id or 0)
-        if supporter is None or supporter.email_key in suppressed:
+        if supporter is None or supporter.email_index in suppressed:
             composed.skipped.append((message.id, "suppressed at send time"))
         else:
             sendable.append(message)

@@ -17,7 +17,6 @@ from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Supporter
 
 REQUIRED_COLUMNS = ("email", "name", "locale", "governorate")
 OPTIONAL_COLUMNS = ("tags",)
@@ -230,26 +229,17 @@ def import_supporters_text(db: Database, text: str, filename: str) -> ImportRepo
     rows, rejected, count = parse_supporters_csv(text, filename)
     unique_rows, duplicates = merge_duplicates(rows)
     report = ImportReport(file=filename, rows_read=count, merged_duplicates=duplicates, rejected=rejected)
+    indexes = {row.email_key: db.vault.address_index(row.email) for row in unique_rows}
     with db.session() as session:  # one transaction: all good rows or none
-        existing = repo.supporters_by_email_key(session, (r.email_key for r in unique_rows))
-        report.suppressed = len(
-            repo.suppressed_keys(session, [r.email_key for r in unique_rows], "supporter")
-        )
+        existing = repo.supporters_by_index(session, indexes.values())
+        report.suppressed = len(repo.suppressed_indexes(session, list(indexes.values()), "supporter"))
         for row in unique_rows:
-            supporter = existing.get(row.email_key)
+            supporter = existing.get(indexes[row.email_key])
             if supporter is None:
-                session.add(
-                    Supporter(
-                        email=row.email,
-                        email_key=row.email_key,
-                        name=row.name,
-                        locale=row.locale,
-                        governorate=row.governorate,
-                        tags=list(row.tags),
-                    )
-                )
+                repo.new_supporter(session, row.email, row.name, row.locale, row.governorate, row.tags)
                 report.created += 1
                 continue
+            supporter.origin = "import"  # a letter writer on a coordinator's list is now kept like the rest
             tags = sorted(set(supporter.tags or []) | set(row.tags))
             new_values = (row.email, row.name, row.locale, row.governorate, tags)
             old_values = (
@@ -262,8 +252,12 @@ def import_supporters_text(db: Database, text: str, filename: str) -> ImportRepo
             if new_values == old_values:
                 report.unchanged += 1
                 continue
-            supporter.email, supporter.name, supporter.locale, supporter.governorate, supporter.tags = (
-                new_values
+            supporter.email, supporter.name, supporter.locale, supporter.tags = (
+                row.email,
+                row.name,
+                row.locale,
+                tags,
             )
+            repo.set_governorate(session, supporter, row.governorate)
             report.updated += 1
     return report

@@ -20,6 +20,10 @@ from mailer.runtime import Runtime
 from mailer.store import Database, upgrade_database
 
 SECRET = "test-secret-key-0123456789abcdef"
+# A fixed installation key for tests (never used anywhere else): made with `mailer keys generate`.
+DATA_KEY = (
+    "mailer-key-v1.zPj17mIoVqbobXbkIemRoxOJAxDOLZanR_Pq3lZIDxg.s5LZaEMQxtwCsEjAUL7GmEFMlTpZUzOazxAQYK6Z5WU"
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,6 +72,7 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
         "MAILER_DATABASE_URL": database_url,
         "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
         "MAILER_SECRET_KEY": SECRET,
+        "MAILER_DATA_KEY": DATA_KEY,
         "MAILER_BASE_URL": "https://act.example.org",
         "MAILER_FROM_EMAIL": "alerts@example.org",
         "MAILER_FROM_NAME": "Solidarity Mailer",
@@ -81,8 +86,8 @@ def settings(env: dict[str, str], tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Database]:
-    upgrade_database(settings.database_url)
-    database = Database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
+    database = Database(settings.database_url, settings.require_vault())
     yield database
     database.dispose()
 

@@ -12,6 +12,7 @@ import pytest
 from mailer.errors import N_, MailerError
 from mailer.resources import demo_dir
 from mailer.store import Database
+from mailer.vault import Vault
 from mailer.store import repository as repo
 from mailer.store.models import Mailout
 
@@ -176,7 +177,7 @@ def test_a_stopped_mailout_says_why_in_words(env: dict[str, str], tmp_path: Path
     assert mailer(["campaign", "load", campaign], env, tmp_path).returncode == 0
     (tmp_path / "p.csv").write_text("email,name,locale,governorate\na@example.org,A,ar,\n", encoding="utf-8")
     assert mailer(["supporters", "import", str(tmp_path / "p.csv")], env, tmp_path).returncode == 0
-    db = Database(env["MAILER_DATABASE_URL"])
+    db = Database(env["MAILER_DATABASE_URL"], Vault.parse(env["MAILER_DATA_KEY"]))
     with db.session() as session:
         campaign_id = repo.get_campaign(session, "protect-hrds-iraq").id
         mailout = repo.create_mailout(

@@ -21,8 +21,9 @@ from mailer import events
 from mailer.runtime import Runtime
 from mailer.store import Database
 from mailer.store.models import Event, Message, Suppression
+from mailer.vault import Vault, generate_key
 from mailer.web import create_app
-from tests.conftest import free_port
+from tests.conftest import DATA_KEY, free_port
 from tests.test_events import NOW, Signer, count, event, message_ids, post, sent_runtime
 
 AFTER_GRACE = NOW + events.APPLY_GRACE + dt.timedelta(seconds=1)
@@ -71,8 +72,7 @@ def unapplied(runtime: Runtime) -> int:
 
 
 def suppressions(runtime: Runtime) -> list[tuple[str, str, str]]:
-    with runtime.db.session() as session:
-        return sorted((s.email_key, s.reason, s.source) for s in session.scalars(select(Suppression)))
+    return sorted((s["email"], s["reason"], s["source"]) for s in events.list_suppressions(runtime.db))
 
 
 def deliveries(runtime: Runtime, ids: list[int]) -> dict[int, str | None]:
@@ -111,14 +111,18 @@ def test_h2_a_retry_with_a_new_event_id_is_stored_and_applied_once(
 
 
 def test_h2_the_dedupe_key_ignores_the_event_id_and_holds_no_address() -> None:
+    vault = Vault.parse(DATA_KEY)
     click = event(7, "click", 1000, "a", url="https://act.example.org/x")
-    key = events.dedupe_key(click)
-    assert key == events.dedupe_key(click | {"sg_event_id": "b"})
-    assert key != events.dedupe_key(click | {"url": "https://act.example.org/y"})
-    assert key != events.dedupe_key(click | {"mailer_message": "8"})
-    assert key != events.dedupe_key(click | {"timestamp": 1001})
+    key = events.dedupe_key(vault, click)
+    assert key == events.dedupe_key(vault, click | {"sg_event_id": "b"})
+    assert key != events.dedupe_key(vault, click | {"url": "https://act.example.org/y"})
+    assert key != events.dedupe_key(vault, click | {"mailer_message": "8"})
+    assert key != events.dedupe_key(vault, click | {"timestamp": 1001})
     assert "example.org" not in key
     assert "@" not in key
+    # Keyed: without the installation's key, nobody can test a guessed address against it.
+    other = Vault.parse(generate_key())
+    assert key != events.dedupe_key(other, click)
 
 
 # H7: oversize, malformed and very large batches
@@ -233,8 +237,10 @@ def unreachable(runtime: Runtime, tmp_path: Path) -> Database:
     if url.get_backend_name() == "sqlite":
         folder = tmp_path / "gone"
         folder.mkdir()
-        return Database(f"sqlite:///{folder}")
-    return Database(url.set(host="127.0.0.1", port=free_port()).render_as_string(hide_password=False))
+        return Database(f"sqlite:///{folder}", runtime.vault)
+    return Database(
+        url.set(host="127.0.0.1", port=free_port()).render_as_string(hide_password=False), runtime.vault
+    )
 
 
 def test_h10_with_the_database_down_the_webhook_answers_5xx_and_the_retry_lands_once(

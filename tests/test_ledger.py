@@ -292,7 +292,7 @@ def poison_one_supporter(rt: Runtime, address: str = "علي@example.net") -> st
     """An address the ingress checks refuse today, as an older version stored it: composing its alert raises."""
     with rt.db.session() as session:
         supporter = next(iter(repo.get_supporters(session, [1]).values()))
-        supporter.email, supporter.email_key = address, address
+        supporter.email, supporter.email_index = address, rt.vault.address_index(address)
         return supporter.locale
 
 

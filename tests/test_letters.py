@@ -18,7 +18,8 @@ from mailer import campaigns, letters
 from mailer.errors import MailerError
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
-from mailer.store.models import Letter, Supporter, Suppression
+from mailer.store import repository as repo
+from mailer.store.models import Letter, Supporter
 from mailer.targets import import_targets
 
 SLUG = "protect-hrds-iraq"
@@ -186,22 +187,11 @@ def test_a_forwarded_alert_link_never_skips_the_confirmation(rt: Runtime) -> Non
 
 def test_an_unconfirmed_form_changes_nothing_about_a_supporter(rt: Runtime) -> None:
     with rt.db.session() as session:
-        session.add(
-            Supporter(
-                email="zaid@example.net", email_key="zaid@example.net", name="Zaid", locale="ar", tags=[]
-            )
+        repo.new_supporter(session, "zaid@example.net", "Zaid", "ar", None)
+        repo.new_supporter(session, "huda@example.net", "Huda", "ar", None, subscribed=False)
+        repo.add_suppression(
+            session, rt.vault.address_index("huda@example.net"), "supporter", "unsubscribe", "test"
         )
-        session.add(
-            Supporter(
-                email="huda@example.net",
-                email_key="huda@example.net",
-                name="Huda",
-                locale="ar",
-                tags=[],
-                subscribed=False,
-            )
-        )
-        session.add(Suppression(email_key="huda@example.net", scope="supporter", reason="unsubscribe"))
     for email in ("zaid@example.net", "huda@example.net", "new@example.net"):
         letters.start_letter(
             rt.db,
@@ -210,7 +200,7 @@ def test_an_unconfirmed_form_changes_nothing_about_a_supporter(rt: Runtime) -> N
             clock=lambda: MORNING,
         )
     with rt.db.session() as session:
-        people = {s.email_key: (s.name, s.subscribed) for s in session.scalars(select(Supporter))}
+        people = {s.email: (s.name, s.subscribed) for s in session.scalars(select(Supporter))}
     assert people == {
         "zaid@example.net": ("Zaid", True),
         "huda@example.net": ("Huda", False),
@@ -220,7 +210,7 @@ def test_an_unconfirmed_form_changes_nothing_about_a_supporter(rt: Runtime) -> N
     for message in outbox(rt, "confirm"):
         letters.confirm_letter(rt.db, rt.backend, rt.signer, confirm_link(message), clock=lambda: MORNING)
     with rt.db.session() as session:
-        subscribed = {s.email_key: s.subscribed for s in session.scalars(select(Supporter))}
+        subscribed = {s.email: s.subscribed for s in session.scalars(select(Supporter))}
     assert subscribed == {"zaid@example.net": True, "huda@example.net": False, "new@example.net": True}
 
 
@@ -273,14 +263,16 @@ def test_an_old_confirmation_link_sends_nothing(rt: Runtime, monkeypatch: pytest
     started = letters.start_letter(
         rt.db, rt.backend, prefilled(rt, "en", governorate=""), clock=lambda: MORNING
     )
+    with rt.db.session() as session:
+        key = repo.get_letter(session, started.letter_id).key or ""
     now = time.time()
     monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now - 49 * 3600)  # signed two days ago
-    old = letters.confirmation_token(rt.signer, started.letter_id)
+    old = letters.confirmation_token(rt.signer, started.letter_id, key)
     monkeypatch.undo()
     with pytest.raises(MailerError, match="not valid or has expired"):
         letters.confirm_letter(rt.db, rt.backend, rt.signer, old, clock=lambda: MORNING)
     assert letters.letter_preview(rt.db, rt.signer, old) is None
-    fresh = letters.confirmation_token(rt.signer, started.letter_id)
+    fresh = letters.confirmation_token(rt.signer, started.letter_id, key)
     assert letters.confirm_letter(rt.db, rt.backend, rt.signer, fresh, clock=lambda: MORNING).first_time
     assert len(outbox(rt, "letter")) == 4
 

@@ -159,7 +159,11 @@ def test_suppression_is_checked_at_send_time(runtime: Runtime, loaded: dict[str,
     result = launch(runtime)
     with runtime.db.session() as session:  # unsubscribed after launch, before the batch ran
         session.add(
-            Suppression(email_key="supporter00000@example.org", scope="supporter", reason="unsubscribe")
+            Suppression(
+                email_index=runtime.vault.address_index("supporter00000@example.org"),
+                scope="supporter",
+                reason="unsubscribe",
+            )
         )
     for batch in sent:
         runtime.send_batch(batch)

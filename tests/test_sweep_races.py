@@ -181,7 +181,7 @@ def test_w12_two_sweepers_on_the_same_expired_leases_settle_each_row_once(
     later = start + 2 * LEASE
     timing = mailouts.Timing(claim_lease=LEASE)
     queues = [Held(), Held()]
-    databases = [Database(settings.database_url) for _ in queues]
+    databases = [Database(settings.database_url, settings.require_vault()) for _ in queues]
     try:
         reports = run_threads(
             *[

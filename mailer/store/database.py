@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,11 +12,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.errors import N_, MailerError
+from mailer.errors import N_, ConfigError, MailerError
+from mailer.store.models import InstallationKey
+from mailer.vault import Vault
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -31,26 +34,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings each database needs."""
+def _private_file(path: Path) -> None:
+    """The SQLite file (and its journal) readable by its owner only, created so from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate == path and not candidate.exists():
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT, 0o600))
+        if candidate.exists():
+            candidate.chmod(0o600)
+
+
+def make_engine(url: str, vault: Vault | None = None) -> Engine:
+    """An engine with the settings each database needs; personal columns use ``vault``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30})
+        # A new -wal or -shm file takes the mode of the database file, which is private.
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=True)
+    engine.dialect.mailer_vault = vault  # type: ignore[attr-defined]  # read by the Private column types
+    return engine
 
 
 class Database:
-    """One database: an engine and a session factory."""
+    """One database: an engine, a session factory, and the vault its personal columns go through."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, vault: Vault) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.vault = vault
+        self.engine = make_engine(url, vault)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -66,18 +83,56 @@ class Database:
             current = MigrationContext.configure(connection).get_current_revision()
         if current != head:
             raise MailerError(N_("the database schema is not up to date: run `mailer db upgrade` first"))
+        self.check_keys()
+
+    def check_keys(self) -> None:
+        """Refuse a key of another installation, or a key list that lacks one the data is under; register
+        the current key (a process starting with a new key makes it known to the rest)."""
+        if not inspect(self.engine).has_table(InstallationKey.__tablename__):
+            return
+        with self.session() as session:
+            check_keys(session, self.vault)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _alembic_config(url: str) -> Config:
+def check_keys(session: Session, vault: Vault) -> None:
+    known = {row.kid: row.index_check for row in session.scalars(select(InstallationKey))}
+    if any(check != vault.index_check() for check in known.values()):
+        raise ConfigError(
+            N_(
+                "MAILER_DATA_KEY belongs to another installation: this database was written with another "
+                "key (restore the right key; never make a new one for existing data)"
+            )
+        )
+    missing = sorted(set(known) - set(vault.kids()))
+    if missing:
+        raise ConfigError(
+            N_(
+                "MAILER_DATA_KEY lacks the key %(kids)s that data in this database is under: list it after "
+                "the current key until `mailer privacy rekey` has moved everything to the new one"
+            ),
+            kids=", ".join(missing),
+        )
+    if vault.current.kid not in known:
+        session.add(InstallationKey(kid=vault.current.kid, index_check=vault.index_check()))
+
+
+def _alembic_config(url: str, vault: Vault | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = url
+    config.attributes["vault"] = vault
     return config
 
 
-def upgrade_database(url: str, revision: str = "head") -> None:
-    """Create or migrate the schema to ``revision``."""
-    command.upgrade(_alembic_config(url), revision)
+def upgrade_database(url: str, vault: Vault, revision: str = "head") -> None:
+    """Create or migrate the schema to ``revision`` (a migration may encrypt what older versions kept in
+    clear, hence the vault), then check and register the keys."""
+    command.upgrade(_alembic_config(url, vault), revision)
+    database = Database(url, vault)
+    try:
+        database.check_keys()
+    finally:
+        database.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -25,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mailer.vault import Vault
 
 # Named constraints, so that migrations can alter them on every database.
 NAMING = {
@@ -68,6 +71,54 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def vault_of(dialect: Dialect) -> Vault:
+    """The vault of the engine this dialect belongs to (set by :class:`mailer.store.Database`)."""
+    vault = getattr(dialect, "mailer_vault", None)
+    if vault is None:
+        raise RuntimeError("this engine has no vault: personal columns cannot be read or written")
+    return vault  # type: ignore[no-any-return]
+
+
+class Private(TypeDecorator[str]):
+    """A personal value, stored encrypted and bound to its column (``label``): never in clear."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else vault_of(dialect).encrypt(value, self.label)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else vault_of(dialect).decrypt(value, self.label)
+
+
+class PrivateJSON(TypeDecorator[Any]):
+    """A personal JSON document (tags, a provider's raw event), stored encrypted like :class:`Private`."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return vault_of(dialect).encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")), self.label)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(vault_of(dialect).decrypt(value, self.label))
+
+
+#: A blind index (HMAC, base64url): equality lookups without the value.
+BlindIndex = String(64)
+
+
 class Campaign(Base):
     __tablename__ = "campaign"
 
@@ -102,13 +153,17 @@ class Supporter(Base):
     __tablename__ = "supporter"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320))
-    # Lower-cased address: duplicates differing only in case are the same person.
-    email_key: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(Private("supporter.email"))
+    # Blind index of the lower-cased address: duplicates differing only in case are the same person.
+    email_index: Mapped[str] = mapped_column(BlindIndex, unique=True)
+    name: Mapped[str] = mapped_column(Private("supporter.name"))
     locale: Mapped[str] = mapped_column(String(16), index=True)
-    governorate: Mapped[str | None] = mapped_column(String(50), index=True)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    governorate: Mapped[str | None] = mapped_column(Private("supporter.governorate"))
+    # Segments select by governorate through its blind index.
+    governorate_index: Mapped[str | None] = mapped_column(BlindIndex, index=True)
+    tags: Mapped[list[str]] = mapped_column(PrivateJSON("supporter.tags"), default=list)
+    # "import" (a coordinator's list) or "letter" (known only as the writer of letters: forgotten with them).
+    origin: Mapped[str] = mapped_column(String(20), default="import", server_default="import")
     # Receives mailouts: imported lists are; someone who only wrote a letter is not, unless they opted in.
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
@@ -177,15 +232,18 @@ class Letter(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
-    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporter.id"))
+    # None once the writer is forgotten (retention or erasure): the letter still counts.
+    supporter_id: Mapped[int | None] = mapped_column(ForeignKey("supporter.id"), index=True)
     locale: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(String(200))
-    governorate: Mapped[str | None] = mapped_column(String(50))
     share: Mapped[str] = mapped_column(String(20))
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
     edited: Mapped[bool] = mapped_column(Boolean, default=False)
-    note: Mapped[str] = mapped_column(Text, default="")
+    # The writer's words and name (see mailer.letters.LetterSecrets), under a key of the letter's own: the
+    # confirmation link carries that key, so the page that shows the letter reads this letter and no other.
+    # Both loaded only when read: a process holding only the public key loads letters without them.
+    private: Mapped[str | None] = mapped_column(Text, deferred=True)
+    key: Mapped[str | None] = mapped_column(Private("letter.key"), deferred=True)
+    # When ``private`` and ``key`` were deleted (retention): the letter still counts, its text is gone.
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # The campaign's letter in each language its officials read, as the writer was shown it: what the
     # writer confirms is what is sent, whatever is reloaded meanwhile ({code: {subject, body}}).
     texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
@@ -230,7 +288,8 @@ class Message(Base):
     # lesser event (a bounce stays a bounce when a late "delivered" arrives).
     delivery: Mapped[str | None] = mapped_column(String(20))
     delivery_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    error: Mapped[str | None] = mapped_column(Text)
+    # A provider's answer may quote the address: encrypted like the rest.
+    error: Mapped[str | None] = mapped_column(Private("message.error"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
 
@@ -250,20 +309,29 @@ class Event(Base):
     # Set when the event's effects (delivery state, suppressions) were applied; the sweeper applies the
     # rest, so that a lost task never loses a bounce or a complaint.
     applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Why this event stops mail to its address (bounce, complaint...), decided when it arrives, so that
+    # applying it never needs to read the payload.
+    suppress_reason: Mapped[str | None] = mapped_column(String(30))
+    # The provider's raw event (address, IP, user agent): encrypted, and reduced to what reports need
+    # after the retention period (``scrubbed_at``).
+    payload: Mapped[dict[str, Any]] = mapped_column(PrivateJSON("event.payload"))
+    scrubbed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Suppression(Base):
     """An address we must not write to, with why (reasons are kept apart, never merged into one flag)."""
 
     __tablename__ = "suppression"
-    __table_args__ = (UniqueConstraint("email_key", "scope", "reason"),)
+    __table_args__ = (UniqueConstraint("email_index", "scope", "reason"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    email_index: Mapped[str] = mapped_column(BlindIndex, index=True)
+    # The address itself, for coordinators' lists; None for an erased person (the index alone remains).
+    email: Mapped[str | None] = mapped_column(Private("suppression.email"))
     scope: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(String(30))
-    source: Mapped[str] = mapped_column(String(100), default="")
+    # Where it came from (a provider's answer may quote the address): encrypted.
+    source: Mapped[str] = mapped_column(Private("suppression.source"), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
@@ -278,3 +346,14 @@ class Throttle(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class InstallationKey(Base):
+    """The data keys this database holds values under (their ids, never the keys), and a check value of
+    the index key: a process started with another installation's key is refused before it writes."""
+
+    __tablename__ = "installation_key"
+
+    kid: Mapped[str] = mapped_column(String(16), primary_key=True)
+    index_check: Mapped[str] = mapped_column(BlindIndex)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, sele
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from mailer.errors import N_, NotFoundError
 from mailer.store.models import (
@@ -25,7 +25,9 @@ from mailer.store.models import (
     Suppression,
     Target,
     Throttle,
+    vault_of,
 )
+from mailer.vault import Vault
 
 if TYPE_CHECKING:
     from mailer.campaigns import CampaignSpec
@@ -117,14 +119,50 @@ def get_content(session: Session, campaign_id: int, kind: str, locale: str) -> C
 # Supporters
 
 
-def supporters_by_email_key(session: Session, keys: Iterable[str]) -> dict[str, Supporter]:
+def vault(session: Session) -> Vault:
+    """The vault of this session's database: blind indexes are computed with it."""
+    return vault_of(session.get_bind().dialect)
+
+
+def supporters_by_index(session: Session, indexes: Iterable[str]) -> dict[str, Supporter]:
+    """Supporters by the blind index of their address."""
     found: dict[str, Supporter] = {}
-    key_list = list(keys)
-    for start in range(0, len(key_list), 500):
-        chunk = key_list[start : start + 500]
-        for supporter in session.scalars(select(Supporter).where(Supporter.email_key.in_(chunk))):
-            found[supporter.email_key] = supporter
+    index_list = list(indexes)
+    for start in range(0, len(index_list), 500):
+        chunk = index_list[start : start + 500]
+        for supporter in session.scalars(select(Supporter).where(Supporter.email_index.in_(chunk))):
+            found[supporter.email_index] = supporter
     return found
+
+
+def new_supporter(
+    session: Session,
+    email: str,
+    name: str,
+    locale: str,
+    governorate: str | None,
+    tags: Sequence[str] = (),
+    subscribed: bool = True,
+    origin: str = "import",
+) -> Supporter:
+    """A supporter added to the session, with the blind indexes of its address and governorate."""
+    supporter = Supporter(
+        email=email,
+        email_index=vault(session).address_index(email),
+        name=name,
+        locale=locale,
+        tags=list(tags),
+        subscribed=subscribed,
+        origin=origin,
+    )
+    set_governorate(session, supporter, governorate)
+    session.add(supporter)
+    return supporter
+
+
+def set_governorate(session: Session, supporter: Supporter, governorate: str | None) -> None:
+    supporter.governorate = governorate
+    supporter.governorate_index = vault(session).index(governorate, "governorate") if governorate else None
 
 
 def count_supporters_by_locale(session: Session) -> dict[str, int]:
@@ -132,39 +170,42 @@ def count_supporters_by_locale(session: Session) -> dict[str, int]:
     return {locale: count for locale, count in rows}
 
 
-def _segment_filter(segment: Mapping[str, Sequence[str]]) -> list[Any]:
+def _segment_filter(session: Session, segment: Mapping[str, Sequence[str]]) -> list[Any]:
     conditions: list[Any] = [Supporter.subscribed.is_(True)]
     if segment.get("locale"):
         conditions.append(Supporter.locale.in_(segment["locale"]))
     if segment.get("governorate"):
-        conditions.append(Supporter.governorate.in_(segment["governorate"]))
+        indexes = [vault(session).index(g, "governorate") for g in segment["governorate"]]
+        conditions.append(Supporter.governorate_index.in_(indexes))
     return conditions
 
 
 def segment_supporters_page(
     session: Session, segment: Mapping[str, Sequence[str]], after_id: int, limit: int
-) -> Sequence[tuple[int, str, list[str]]]:
-    """One keyset page of (id, locale, tags) of the supporters in a segment who are not suppressed."""
+) -> Sequence[tuple[int, str]]:
+    """One keyset page of (id, locale) of the supporters in a segment who are not suppressed."""
     suppressed = exists().where(
-        and_(Suppression.email_key == Supporter.email_key, Suppression.scope == "supporter")
+        and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
     )
     query = (
-        select(Supporter.id, Supporter.locale, Supporter.tags)
-        .where(Supporter.id > after_id, ~suppressed, *_segment_filter(segment))
+        select(Supporter.id, Supporter.locale)
+        .where(Supporter.id > after_id, ~suppressed, *_segment_filter(session, segment))
         .order_by(Supporter.id)
         .limit(limit)
     )
-    return [(row[0], row[1], list(row[2] or [])) for row in session.execute(query)]
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def get_supporters(session: Session, ids: Iterable[int]) -> dict[int, Supporter]:
-    return {s.id: s for s in session.scalars(select(Supporter).where(Supporter.id.in_(list(ids))))}
+    """Supporters to write to: their tags are not decrypted unless asked for."""
+    query = select(Supporter).where(Supporter.id.in_(list(ids))).options(defer(Supporter.tags))
+    return {s.id: s for s in session.scalars(query)}
 
 
-def is_suppressed(session: Session, email_key: str, scope: str) -> bool:
+def is_suppressed(session: Session, email_index: str, scope: str) -> bool:
     return bool(
         session.scalar(
-            select(func.count()).where(Suppression.email_key == email_key, Suppression.scope == scope)
+            select(func.count()).where(Suppression.email_index == email_index, Suppression.scope == scope)
         )
     )
 
@@ -547,15 +588,15 @@ def finish_mailout_if_done(session: Session, mailout_id: int, now: dt.datetime) 
     return bool(result)
 
 
-def suppressed_keys(session: Session, email_keys: Sequence[str], scope: str) -> set[str]:
-    """Which of these addresses are suppressed in a scope."""
+def suppressed_indexes(session: Session, email_indexes: Sequence[str], scope: str) -> set[str]:
+    """Which of these addresses (by blind index) are suppressed in a scope."""
     found: set[str] = set()
-    for start in range(0, len(email_keys), 500):
-        chunk = list(email_keys[start : start + 500])
+    for start in range(0, len(email_indexes), 500):
+        chunk = list(email_indexes[start : start + 500])
         found.update(
             session.scalars(
-                select(Suppression.email_key).where(
-                    Suppression.email_key.in_(chunk), Suppression.scope == scope
+                select(Suppression.email_index).where(
+                    Suppression.email_index.in_(chunk), Suppression.scope == scope
                 )
             )
         )
@@ -565,11 +606,11 @@ def suppressed_keys(session: Session, email_keys: Sequence[str], scope: str) -> 
 def count_segment_by_locale(session: Session, segment: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """Supporters of a segment who are not suppressed, per locale."""
     suppressed = exists().where(
-        and_(Suppression.email_key == Supporter.email_key, Suppression.scope == "supporter")
+        and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
     )
     rows = session.execute(
         select(Supporter.locale, func.count())
-        .where(~suppressed, *_segment_filter(segment))
+        .where(~suppressed, *_segment_filter(session, segment))
         .group_by(Supporter.locale)
     )
     return {locale: count for locale, count in rows}
@@ -586,8 +627,22 @@ def advance_checkpoint(session: Session, mailout_id: int, supporter_id: int) -> 
 # Letters
 
 
-def supporter_by_email_key(session: Session, email_key: str) -> Supporter | None:
-    return session.scalar(select(Supporter).where(Supporter.email_key == email_key))
+def supporter_by_index(session: Session, email_index: str) -> Supporter | None:
+    return session.scalar(select(Supporter).where(Supporter.email_index == email_index))
+
+
+def subscribe_unless_suppressed(session: Session, supporter_id: int) -> bool:
+    """Subscribe a supporter who asked to be (never over an unsubscribe, a bounce or a complaint)."""
+    index = session.scalar(select(Supporter.email_index).where(Supporter.id == supporter_id))
+    if index is None or is_suppressed(session, index, "supporter"):
+        return False
+    session.execute(update(Supporter).where(Supporter.id == supporter_id).values(subscribed=True))
+    return True
+
+
+def supporter_id_by_index(session: Session, email_index: str) -> int | None:
+    """Without loading the personal columns: a process holding only the public key can ask this."""
+    return session.scalar(select(Supporter.id).where(Supporter.email_index == email_index))
 
 
 def get_letter(session: Session, letter_id: int) -> Letter:
@@ -758,16 +813,20 @@ def unapplied_event_ids(
     )
 
 
-def add_suppression(session: Session, email_key: str, scope: str, reason: str, source: str) -> int:
-    """1 when this (address, scope, reason) is new, 0 when it was there already."""
+def add_suppression(
+    session: Session, email_index: str, scope: str, reason: str, source: str, email: str | None = None
+) -> int:
+    """1 when this (address, scope, reason) is new, 0 when it was there already. ``email`` is kept
+    (encrypted) only for an address we hold nowhere else, so that coordinators can list it."""
     statement = _insert(session)(Suppression).on_conflict_do_nothing(
-        index_elements=["email_key", "scope", "reason"]
+        index_elements=["email_index", "scope", "reason"]
     )
     row = {
-        "email_key": email_key,
+        "email_index": email_index,
+        "email": email,
         "scope": scope,
         "reason": reason,
-        "source": source[:100],
+        "source": source[:300],
         "created_at": dt.datetime.now(dt.UTC),
     }
     return len(session.execute(statement.returning(Suppression.id), [row]).all())
@@ -782,16 +841,18 @@ def suppress_for_message(session: Session, message: Message, reason: str, source
             return 0
         if reason == "hard_bounce":
             target.status = "bounced"
-        return add_suppression(session, target.email.lower(), "target", reason, source)
-    supporter = session.get(Supporter, message.supporter_id or 0)
-    if supporter is None:
+        return add_suppression(session, vault(session).address_index(target.email), "target", reason, source)
+    index = session.scalar(select(Supporter.email_index).where(Supporter.id == (message.supporter_id or 0)))
+    if index is None:
         return 0
-    supporter.subscribed = False
-    return add_suppression(session, supporter.email_key, "supporter", reason, source)
+    session.execute(update(Supporter).where(Supporter.id == message.supporter_id).values(subscribed=False))
+    return add_suppression(session, index, "supporter", reason, source)
 
 
-def remove_suppressions(session: Session, email_key: str, scope: str, reason: str | None) -> int:
-    query = session.query(Suppression).filter(Suppression.email_key == email_key, Suppression.scope == scope)
+def remove_suppressions(session: Session, email_index: str, scope: str, reason: str | None) -> int:
+    query = session.query(Suppression).filter(
+        Suppression.email_index == email_index, Suppression.scope == scope
+    )
     if reason:
         query = query.filter(Suppression.reason == reason)
     return int(query.delete())

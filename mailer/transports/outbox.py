@@ -31,7 +31,8 @@ class OutboxTransport:
             return Delivery(email.ledger_id, "permanent", error=f"cannot be written as an email: {err}")
         target = self.path_for(email)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            # Private to its owner (the messages name their recipients); files from mkstemp are 0600.
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Write then rename, so a reader never sees half a message.
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
             with os.fdopen(fd, "wb") as handle:

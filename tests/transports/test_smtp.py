@@ -137,5 +137,6 @@ def test_a_mailbox_that_does_not_exist_is_suppressed_a_policy_refusal_is_not(
         rt.close()
     assert (status.counts["sent"], status.counts["failed"]) == (2, 2)
     with runtime.db.session() as session:
-        assert repo.is_suppressed(session, "supporter00000@example.org", "supporter")
-        assert not repo.is_suppressed(session, "supporter00001@example.org", "supporter")
+        index = runtime.vault.address_index
+        assert repo.is_suppressed(session, index("supporter00000@example.org"), "supporter")
+        assert not repo.is_suppressed(session, index("supporter00001@example.org"), "supporter")

@@ -91,7 +91,7 @@ def setup(
             "MAILER_RETRY_BASE_SECONDS": "1",
         }
         settings = Settings.from_env(worker_env, cwd=tmp_path)
-        upgrade_database(settings.database_url)
+        upgrade_database(settings.database_url, settings.require_vault())
         runtime = Runtime(settings)
         made.append(runtime)
         campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
@@ -357,7 +357,7 @@ def test_w7_the_pages_answer_as_usual_when_the_queue_is_full_and_the_sweep_sends
     # The pages' own counters in the database, so that the queue is the only part that meets the full Redis
     # (with a broker, they would be on that Redis too).
     runtime = runtimes(Runtime(Settings.from_env(env, cwd=tmp_path)))
-    upgrade_database(runtime.settings.database_url)
+    upgrade_database(runtime.settings.database_url, runtime.vault)
     runtime.__dict__["backend"] = CeleryBackend(Settings.from_env(worker_env, cwd=tmp_path))
     now = [MORNING]
     runtime.clock = lambda: now[0]

@@ -44,7 +44,7 @@ def setup(
         "MAILER_RETRY_BASE_SECONDS": "1",
     }
     settings = Settings.from_env(env, cwd=tmp_path)
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
     runtime = Runtime(settings)
     campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
     expected = supporters_csv(tmp_path / "people.csv", SUPPORTERS)

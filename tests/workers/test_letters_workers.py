@@ -73,7 +73,7 @@ def setup(
         "MAILER_FROM_EMAIL": FROM_EMAIL,
     }
     settings = Settings.from_env(env, cwd=tmp_path)
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
     runtime = Runtime(settings)
     campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
     import_targets(runtime.db, demo_dir() / "officials.yaml")

@@ -41,7 +41,7 @@ def everything_in(url: str) -> bytes:
 def test_queued_tasks_carry_ids_only(redis_url: str, env: dict[str, str], tmp_path: Path) -> None:
     env = env | {"MAILER_BROKER_URL": redis_url}
     settings = Settings.from_env(env, cwd=tmp_path)
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
     runtime = Runtime(settings)
     campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
     import_targets(runtime.db, demo_dir() / "officials.yaml")

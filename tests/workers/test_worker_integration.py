@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_mailout_through_redis_workers(redis_url: str, env: dict[str, str], tmp_path: Path) -> None:
     env = env | {"MAILER_BROKER_URL": redis_url}
     settings = Settings.from_env(env, cwd=tmp_path)
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, settings.require_vault())
     runtime = Runtime(settings)
     campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / "protect-hrds-iraq")
     expected = supporters_csv(tmp_path / "people.csv", 1000)
