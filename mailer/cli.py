@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from mailer import campaigns, events, i18n_admin, mailouts, sending, supporters, targets
+from mailer import campaigns, events, i18n_admin, mailouts, privacy, sending, supporters, targets, vault
 from mailer.config import Settings
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
 from mailer.errors import ImportRowError, LocaleError, MailerError
@@ -57,7 +58,10 @@ i18n_app = typer.Typer(
     help=_("Extract, update, compile and check the translation catalogs."), no_args_is_help=True
 )
 campaign_app = typer.Typer(help=_("Load, list and check campaigns."), no_args_is_help=True)
-supporters_app = typer.Typer(help=_("Import supporters."), no_args_is_help=True)
+supporters_app = typer.Typer(
+    help=_("Import, list and find supporters; export or erase what we hold about one person."),
+    no_args_is_help=True,
+)
 targets_app = typer.Typer(help=_("Import and list the officials supporters write to."), no_args_is_help=True)
 mailout_app = typer.Typer(help=_("Launch mailouts and follow their progress."), no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -849,6 +853,213 @@ def suppressions_export() -> None:
     """All suppressions as CSV on stdout; cells that a spreadsheet would run as formulas are neutralised."""
     with runtime() as rt:
         sys.stdout.write(events.export_suppressions_csv(events.list_suppressions(rt.db)))
+
+
+# supporters: one person
+
+
+@supporters_app.command("list")
+@reports_errors
+def supporters_list(
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segment", help=_("Only these supporters: locale=ar, governorate=Basra (repeatable).")
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every supporter (of a segment), subscribed or not, decrypted for the coordinator."""
+    with runtime() as rt:
+        rows = privacy.list_supporters(rt.db, mailouts.parse_segment(segment or []))
+        if as_json:
+            emit_json(list(rows))
+            return
+        table = Table(title=_("Supporters"))
+        for header in (_("Address"), _("Name"), _("Locale"), _("Governorate"), _("Tags"), _("Subscribed")):
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(
+                plain(row["email"]),
+                plain(row["name"]),
+                row["locale"],
+                row["governorate"] or "",
+                plain(", ".join(row["tags"])),
+                _("yes") if row["subscribed"] else _("no"),
+            )
+    out.print(table)
+
+
+@supporters_app.command("find")
+@reports_errors
+def supporters_find(address: str, as_json: JsonOption = False) -> None:
+    """The supporter with this address (any case), if we hold one."""
+    with runtime() as rt:
+        record = privacy.find_supporter(rt.db, address)
+    if as_json:
+        emit_json(record)
+        return
+    if record is None:
+        out.print(_("No supporter has this address."))
+        return
+    for label, value in (
+        (_("Address"), record["email"]),
+        (_("Name"), record["name"]),
+        (_("Locale"), record["locale"]),
+        (_("Governorate"), record["governorate"] or ""),
+        (_("Tags"), ", ".join(record["tags"])),
+        (_("Subscribed"), _("yes") if record["subscribed"] else _("no")),
+        (_("Since"), record["created_at"][:16]),
+    ):
+        out.print(Text(f"{label}: ") + plain(str(value)))
+
+
+@supporters_app.command("export")
+@reports_errors
+def supporters_export(address: str, as_json: JsonOption = True) -> None:
+    """Everything we hold about one person, in clear, as one JSON document (their right of access)."""
+    with runtime() as rt:
+        emit_json(privacy.export_person(rt.db, address))
+
+
+@supporters_app.command("erase")
+@reports_errors
+def supporters_erase(
+    address: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation."))] = False,
+) -> None:
+    """Erase everything about one person (their waiting messages are cancelled first); only a blind-index
+    suppression stays, so that no later import mails them again."""
+    if not yes:
+        typer.confirm(_("Erase everything held about this address? This cannot be undone."), abort=True)
+    with runtime() as rt:
+        privacy.erase_person(rt.db, address)
+    # The same words whether we held anything or not: the answer says nothing about the address.
+    out.print(
+        _(
+            "Erased: nothing about this address is held any more (supporter record, letters, messages "
+            "and events); a suppression keeps it from being mailed again."
+        )
+    )
+
+
+# privacy
+
+
+privacy_app = typer.Typer(
+    help=_("Retention of personal data, and the keys that encrypt it."), no_args_is_help=True
+)
+app.add_typer(privacy_app, name="privacy")
+keys_app = typer.Typer(help=_("Make the keys that encrypt personal data."), no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@privacy_app.command("purge")
+@reports_errors
+def privacy_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=_("Only say what would go."))] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete now what the retention periods (MAILER_RETAIN_*) no longer allow us to keep."""
+    with runtime() as rt:
+        report = privacy.purge(rt.db, rt.retention, rt.clock(), dry_run=dry_run)
+    if as_json:
+        emit_json({"dry_run": dry_run, **report.as_dict()})
+        return
+    lines = (
+        ngettext(
+            "%(num)d unconfirmed letter past its link's expiry",
+            "%(num)d unconfirmed letters past their link's expiry",
+            report.unconfirmed_letters,
+        ),
+        ngettext(
+            "%(num)d sent letter's words past the retention period",
+            "%(num)d sent letters' words past the retention period",
+            report.letter_texts,
+        ),
+        ngettext(
+            "%(num)d letter writer who never subscribed",
+            "%(num)d letter writers who never subscribed",
+            report.writers_forgotten,
+        ),
+        ngettext(
+            "%(num)d provider event's address, IP and user agent",
+            "%(num)d provider events' addresses, IPs and user agents",
+            report.events_scrubbed,
+        ),
+    )
+    counts = (
+        report.unconfirmed_letters,
+        report.letter_texts,
+        report.writers_forgotten,
+        report.events_scrubbed,
+    )
+    out.print(_("Would be deleted:") if dry_run else _("Deleted:"))
+    for line, num in zip(lines, counts, strict=True):
+        out.print("  " + line % {"num": num})
+
+
+@privacy_app.command("rekey")
+@reports_errors
+def privacy_rekey() -> None:
+    """Re-encrypt every stored value under the current key (the first in MAILER_DATA_KEY)."""
+    with runtime() as rt:
+        result = privacy.rekey(rt.db)
+    out.print(
+        ngettext("%(num)d value re-encrypted.", "%(num)d values re-encrypted.", result.values)
+        % {"num": result.values}
+    )
+    if result.retired_keys:
+        out.print(
+            _("No value is under key %(kids)s any more: it may be removed from MAILER_DATA_KEY.")
+            % {"kids": ", ".join(result.retired_keys)}
+        )
+
+
+@keys_app.command("generate")
+@reports_errors
+def keys_generate(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help=_("Write it to this new file (mode 0600).")),
+    ] = None,
+) -> None:
+    """A new installation key for MAILER_DATA_KEY: keep it apart from the database and its backups."""
+    _write_key(vault.generate_key(), output)
+
+
+@keys_app.command("rotate")
+@reports_errors
+def keys_rotate(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help=_("Write it to this new file (mode 0600).")),
+    ] = None,
+) -> None:
+    """A new data key for this installation (from MAILER_DATA_KEY): put it first in MAILER_DATA_KEY,
+    keep the old one after it, then run `mailer privacy rekey`."""
+    _write_key(Settings.from_env().require_vault().rotated_key(), output)
+
+
+@keys_app.command("public")
+@reports_errors
+def keys_public() -> None:
+    """The write-only form of the current key, for processes that must never read personal data (the
+    action pages in production): they can store a submission but not read one."""
+    out.print(Settings.from_env().require_vault().public_form(), soft_wrap=True)
+
+
+def _write_key(key: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(key + "\n")
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as problem:
+        fail(_("%(file)s: %(reason)s") % {"file": str(output), "reason": problem.strerror})
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    err.print(_("Key written to %(file)s (readable by you only).") % {"file": str(output)})
 
 
 # worker

@@ -189,7 +189,6 @@ class Settings:
             )
         return self.secret_keys
 
-
     def require_vault(self) -> Vault:
         """The data keys; nothing personal is read or written without them."""
         if not self.data_key:

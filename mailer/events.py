@@ -139,6 +139,25 @@ def dedupe_key(vault: Vault, event: dict[str, Any]) -> str:
     return "h:" + vault.index(basis, "event")
 
 
+#: What a provider's event keeps after the retention period: what happened, when, to which message. The
+#: address, IP, user agent, link, and the provider's free text (which may quote the address) go.
+REPORTED_FIELDS = (
+    "event",
+    "timestamp",
+    "type",
+    "bounce_classification",
+    "sg_event_id",
+    "sg_message_id",
+    "category",
+    "asm_group_id",
+    LEDGER_ARG,
+)
+
+
+def scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
+    return {name: payload[name] for name in REPORTED_FIELDS if name in payload}
+
+
 def _ledger_id(event: dict[str, Any]) -> int | None:
     try:
         return int(event.get(LEDGER_ARG) or 0) or None

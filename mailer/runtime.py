@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
-from mailer import events, letters, mailouts, sending
+from mailer import events, letters, mailouts, privacy, sending
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.rendering import Renderer
@@ -25,6 +25,7 @@ from mailer.transports.smtp import SmtpTransport
 from mailer.vault import Vault
 
 log = logging.getLogger(__name__)
+PURGE_EVERY = dt.timedelta(hours=1)
 
 
 class Runtime:
@@ -34,6 +35,7 @@ class Runtime:
         self.settings = settings
         #: The time, for use-cases that depend on it (sending hours); tests set a fixed one.
         self.clock = sending.utc_now
+        self._purged_at: dt.datetime | None = None
 
     @cached_property
     def vault(self) -> Vault:
@@ -100,6 +102,15 @@ class Runtime:
         )
 
     @property
+    def retention(self) -> privacy.Retention:
+        settings = self.settings
+        return privacy.Retention(
+            unconfirmed_after_expiry=dt.timedelta(hours=settings.retain_unconfirmed_hours),
+            letter_text=dt.timedelta(days=settings.retain_letter_days),
+            raw_events=dt.timedelta(days=settings.retain_event_days),
+        )
+
+    @property
     def timing(self) -> mailouts.Timing:
         return mailouts.Timing(
             claim_lease=dt.timedelta(seconds=self.settings.claim_lease),
@@ -135,9 +146,17 @@ class Runtime:
         )
         step(lambda: events.apply_unapplied_events(self.db, self.clock()))
         step(self._forget_expired_throttles)
+        step(self._purge_when_due)
         if failures:
             raise failures[0]
         return reports[0]
+
+    def _purge_when_due(self) -> None:
+        """Retention, enforced: at most once an hour (it scans whole tables), and at the first sweep."""
+        now = self.clock()
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            privacy.purge(self.db, self.retention, now)
+            self._purged_at = now
 
     def _forget_expired_throttles(self) -> None:
         with self.db.session() as session:

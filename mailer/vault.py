@@ -83,7 +83,9 @@ class DataKey:
     @classmethod
     def from_secret(cls, secret: bytes) -> DataKey:
         private = PrivateKey(_derive(secret, b"mailer-box"))
-        return cls(_kid(private.public_key), private.public_key, Aead(_derive(secret, b"mailer-aead")), private)
+        return cls(
+            _kid(private.public_key), private.public_key, Aead(_derive(secret, b"mailer-aead")), private
+        )
 
 
 def _secret(text: str, what: str, variable: str) -> bytes:
@@ -93,13 +95,17 @@ def _secret(text: str, what: str, variable: str) -> bytes:
         raw = b""
     if len(raw) != SECRET_BYTES:
         raise ConfigError(
-            N_("%(variable)s: the %(what)s part is not 32 bytes in base64; make a key with `mailer keys generate`"),
+            N_(
+                "%(variable)s: the %(what)s part is not 32 bytes in base64; make a key with `mailer keys generate`"
+            ),
             variable=variable,
             what=what,
         )
     if len(set(raw)) < MIN_DISTINCT_BYTES:
         raise ConfigError(
-            N_("%(variable)s: the %(what)s part is too weak to be random; make a key with `mailer keys generate`"),
+            N_(
+                "%(variable)s: the %(what)s part is too weak to be random; make a key with `mailer keys generate`"
+            ),
             variable=variable,
             what=what,
         )
@@ -109,12 +115,6 @@ def _secret(text: str, what: str, variable: str) -> bytes:
 def generate_key() -> str:
     """A new installation key (index secret and data secret), as ``MAILER_DATA_KEY`` takes it."""
     return f"{KEY_PREFIX}.{_b64(secrets.token_bytes(32))}.{_b64(secrets.token_bytes(32))}"
-
-
-def rotated_key(current: str) -> str:
-    """A new data secret for the same installation: the index secret is kept, so lookups go on working."""
-    vault = Vault.parse(current)
-    return f"{KEY_PREFIX}.{_b64(vault.index_key)}.{_b64(secrets.token_bytes(32))}"
 
 
 def new_record_key() -> str:
@@ -154,7 +154,9 @@ class Vault:
     @classmethod
     def parse(cls, text: str, variable: str = "MAILER_DATA_KEY") -> Vault:
         """Keys separated by commas or new lines, the current one first; full keys or public ones."""
-        entries = [e.strip() for e in text.replace("\n", ",").split(",") if e.strip() and not e.startswith("#")]
+        entries = [
+            e.strip() for e in text.replace("\n", ",").split(",") if e.strip() and not e.startswith("#")
+        ]
         if not entries:
             raise ConfigError(N_("%(variable)s holds no key"), variable=variable)
         index_keys: set[bytes] = set()
@@ -163,7 +165,9 @@ class Vault:
             parts = entry.split(".")
             if len(parts) != 3 or parts[0] not in (KEY_PREFIX, PUBLIC_PREFIX):
                 raise ConfigError(
-                    N_("%(variable)s: each key starts with %(prefix)s (make one with `mailer keys generate`)"),
+                    N_(
+                        "%(variable)s: each key starts with %(prefix)s (make one with `mailer keys generate`)"
+                    ),
                     variable=variable,
                     prefix=KEY_PREFIX,
                 )
@@ -175,7 +179,9 @@ class Vault:
                 keys.append(DataKey(_kid(public), public))
         if len(index_keys) > 1:
             raise ConfigError(
-                N_("%(variable)s: the keys listed belong to different installations (their index parts differ)"),
+                N_(
+                    "%(variable)s: the keys listed belong to different installations (their index parts differ)"
+                ),
                 variable=variable,
             )
         if len({k.kid for k in keys}) != len(keys):
@@ -193,6 +199,10 @@ class Vault:
     def public_form(self) -> str:
         """The current key as a process that must only write is given it."""
         return f"{PUBLIC_PREFIX}.{_b64(self.index_key)}.{_b64(bytes(self.current.public))}"
+
+    def rotated_key(self) -> str:
+        """A new data secret for this installation: the index secret is kept, so lookups go on working."""
+        return f"{KEY_PREFIX}.{_b64(self.index_key)}.{_b64(secrets.token_bytes(SECRET_BYTES))}"
 
     def index(self, value: str, kind: str = "email") -> str:
         """The blind index of a value: equal values match, and nobody without the key can test a guess."""

@@ -12,9 +12,9 @@ import pytest
 from mailer.errors import N_, MailerError
 from mailer.resources import demo_dir
 from mailer.store import Database
-from mailer.vault import Vault
 from mailer.store import repository as repo
 from mailer.store.models import Mailout
+from mailer.vault import Vault
 
 
 def mailer(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

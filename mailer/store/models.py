@@ -109,7 +109,9 @@ class PrivateJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return vault_of(dialect).encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")), self.label)
+        return vault_of(dialect).encrypt(
+            json.dumps(value, ensure_ascii=False, separators=(",", ":")), self.label
+        )
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(vault_of(dialect).decrypt(value, self.label))

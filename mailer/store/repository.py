@@ -170,8 +170,10 @@ def count_supporters_by_locale(session: Session) -> dict[str, int]:
     return {locale: count for locale, count in rows}
 
 
-def _segment_filter(session: Session, segment: Mapping[str, Sequence[str]]) -> list[Any]:
-    conditions: list[Any] = [Supporter.subscribed.is_(True)]
+def _segment_filter(
+    session: Session, segment: Mapping[str, Sequence[str]], subscribed_only: bool = True
+) -> list[Any]:
+    conditions: list[Any] = [Supporter.subscribed.is_(True)] if subscribed_only else []
     if segment.get("locale"):
         conditions.append(Supporter.locale.in_(segment["locale"]))
     if segment.get("governorate"):
@@ -194,6 +196,15 @@ def segment_supporters_page(
         .limit(limit)
     )
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def supporters_page(
+    session: Session, segment: Mapping[str, Sequence[str]], after_id: int, limit: int
+) -> list[Supporter]:
+    """A keyset page of the supporters of a segment, subscribed or not (for coordinators' lists)."""
+    conditions = _segment_filter(session, segment, subscribed_only=False)
+    query = select(Supporter).where(Supporter.id > after_id, *conditions).order_by(Supporter.id).limit(limit)
+    return list(session.scalars(query))
 
 
 def get_supporters(session: Session, ids: Iterable[int]) -> dict[int, Supporter]:
@@ -638,6 +649,10 @@ def subscribe_unless_suppressed(session: Session, supporter_id: int) -> bool:
         return False
     session.execute(update(Supporter).where(Supporter.id == supporter_id).values(subscribed=True))
     return True
+
+
+def supporter_index(session: Session, supporter_id: int) -> str | None:
+    return session.scalar(select(Supporter.email_index).where(Supporter.id == supporter_id))
 
 
 def supporter_id_by_index(session: Session, email_index: str) -> int | None:

@@ -26,7 +26,7 @@ from limits import parse
 from sendgrid.helpers.eventwebhook import EventWebhookHeader
 from wtforms import ValidationError
 
-from mailer import campaigns, events, letters
+from mailer import campaigns, events, letters, privacy
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import mailbox_key
 from mailer.governorates import GOVERNORATES, governorate_name
@@ -355,14 +355,17 @@ def create_app(runtime: Runtime) -> Flask:
                 validate_csrf(request.form.get("csrf_token"))
             except ValidationError:
                 return render("web/message.html", 400, title_key="expired", detail=None)
+        erase = not one_click and request.form.get("erase") == "1"
         link = events.read_unsubscribe_token(runtime.db, runtime.signer, token)
         if link is not None:
-            events.unsubscribe(runtime.db, link, "one-click" if one_click else "page", runtime.clock())
             g.locale = get_locale(link.locale)
+            events.unsubscribe(runtime.db, link, "one-click" if one_click else "page", runtime.clock())
+            if erase:  # asked for on the page, with its own box and the button: never by a scanner
+                privacy.erase_supporter(runtime.db, link.supporter_id, runtime.clock())
         # The same answer for a forged or unknown token: nobody learns who is subscribed.
         if one_click:
             return Response("", status=200)
-        return render("web/unsubscribed.html")
+        return render("web/unsubscribed.html", erased=erase)
 
     @csrf.exempt  # type: ignore[untyped-decorator]
     @app.post("/webhooks/sendgrid")
