@@ -876,7 +876,8 @@ def supporters_list(
             emit_json(list(rows))
             return
         table = Table(title=_("Supporters"))
-        for header in (_("Address"), _("Name"), _("Locale"), _("Governorate"), _("Tags"), _("Subscribed")):
+        table.add_column(_("Address"), no_wrap=True)  # what one copies into the next command: never cut
+        for header in (_("Name"), _("Locale"), _("Governorate"), _("Tags"), _("Subscribed")):
             table.add_column(header, overflow="fold")
         for row in rows:
             table.add_row(

@@ -64,7 +64,7 @@ def purge(
             store.forget_letters(session, spent, now)
     with db.session() as session:
         # A dry run counts the writers whose letters are gone already, not those the run would forget.
-        writers = store.forgettable_writers(session, now - retention.unconfirmed)
+        writers = store.forgettable_writers(session)
         report.writers_forgotten = len(writers)
         if not dry_run:
             store.delete_supporters(session, writers)

@@ -58,7 +58,7 @@ def spent_letters(session: Session, confirmed_before: dt.datetime) -> list[int]:
     return list(session.scalars(query))
 
 
-def forgettable_writers(session: Session, created_before: dt.datetime) -> list[int]:
+def forgettable_writers(session: Session) -> list[int]:
     """People known only as writers (never subscribed), none of whose letters keeps words any more."""
     kept = exists().where(
         Letter.supporter_id == Supporter.id, or_(Letter.private.is_not(None), Letter.status == "pending")
@@ -67,7 +67,6 @@ def forgettable_writers(session: Session, created_before: dt.datetime) -> list[i
     query = select(Supporter.id).where(
         Supporter.origin == "letter",
         Supporter.subscribed.is_(False),
-        Supporter.created_at < created_before,
         ~kept,
         ~waiting,
     )
@@ -181,12 +180,12 @@ def keep_only_index(session: Session, email_index: str) -> None:
 
 
 def campaign_slugs(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Campaign.id, Campaign.slug)).tuples().all())
+    return {row_id: slug for row_id, slug in session.execute(select(Campaign.id, Campaign.slug))}
 
 
 def mailout_campaigns(session: Session) -> dict[int, str]:
     query = select(Mailout.id, Campaign.slug).join(Campaign, Campaign.id == Mailout.campaign_id)
-    return dict(session.execute(query).tuples().all())
+    return {row_id: slug for row_id, slug in session.execute(query)}
 
 
 # Keys

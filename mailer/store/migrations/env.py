@@ -9,6 +9,10 @@ config = context.config
 url = str(config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url"))
 engine = make_engine(url)
 with engine.connect() as connection:
+    if connection.dialect.name == "sqlite":
+        # Rebuilding a table (SQLite's way to alter one) drops it: its children must not stop that.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # ends the transaction SQLAlchemy began for it: the migrations run their own
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
