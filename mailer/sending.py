@@ -199,7 +199,10 @@ def _compose_isolated(
             with session.begin_nested():
                 composed.add(composer(session, [row], context))
         except Exception as err:
-            log.exception("message %d cannot be composed", row.id)
+            # The reason may quote an address: it goes to the ledger row (encrypted), the log names the row.
+            log.error(
+                "message %d cannot be composed (%s): see `mailer mailout status`", row.id, type(err).__name__
+            )
             composed.broken.append((row.id, f"cannot be composed: {type(err).__name__}: {err}"[:500]))
     return composed
 
@@ -274,7 +277,13 @@ class _BatchRun:
             self.result.count("released", len(parcel.message_ids))
             raise
         except Exception as err:  # the provider may have it: never again automatically
-            log.exception("the %s transport failed on messages %s", self.transport.name, parcel.message_ids)
+            # Never the exception's text here (an SMTP refusal lists the addresses): it goes to the rows.
+            log.error(
+                "the %s transport failed on messages %s (%s)",
+                self.transport.name,
+                parcel.message_ids,
+                type(err).__name__,
+            )
             error = f"unexpected error in the transport: {type(err).__name__}: {err}"[:500]
             self._record([(i, "unknown", {"error": error}) for i in parcel.message_ids])
             return

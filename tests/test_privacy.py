@@ -523,3 +523,31 @@ def test_outbox_folder_is_private(runtime: Runtime, tmp_path: Path) -> None:
     folder = runtime.settings.outbox_dir
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
+
+
+def test_logs_name_rows_never_people(
+    runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transport that fails quoting the address (as an SMTP refusal does): the log names the rows only;
+    the reason, address and all, is kept on the ledger row, encrypted, for the coordinator."""
+    campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
+    supporters_csv(tmp_path / "people.csv", 1)
+    import_supporters(runtime.db, tmp_path / "people.csv")
+
+    class Refusing:
+        name, chunk_size = "refusing", 1
+
+        def send(self, email: BulkEmail) -> list[Delivery]:
+            raise RuntimeError(f"relay refused {email.recipients[0].address.addr_spec}")
+
+        def close(self) -> None:
+            """Nothing held."""
+
+    runtime.__dict__["transport"] = Refusing()
+    launched = mailouts.launch_mailout(runtime.db, runtime.backend, SLUG, {}, {})
+    assert "transport failed on messages [1]" in caplog.text
+    assert "supporter00000" not in caplog.text
+    with runtime.db.session() as session:
+        (message,) = repo.get_messages(session, [1])
+        assert "supporter00000@example.org" in (message.error or "")
+    assert mailouts.mailout_status(runtime.db, launched.mailout_id).counts["unknown"] == 1

@@ -50,13 +50,14 @@ def make_engine(url: str, vault: Vault | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database))
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: a failing statement's values (blind indexes, ciphertext) stay out of logs too.
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         # A new -wal or -shm file takes the mode of the database file, which is private.
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     engine.dialect.mailer_vault = vault  # type: ignore[attr-defined]  # read by the Private column types
     return engine
 
