@@ -380,6 +380,13 @@ def test_the_action_pages_write_with_the_public_key_and_read_nothing(runtime: Ru
         runtime.send_batch(batch)
     sent = [p.read_text(errors="replace") for p in runtime.settings.outbox_dir.glob("letter-*.eml")]
     assert len(sent) == 7
+    # The webhook stores and applies a bounce with the public key alone: applying never reads a payload.
+    with runtime.db.session() as session:
+        copy_id = session.scalars(select(Message.id).where(Message.kind == "copy")).one()
+    bounce = {"event": "bounce", "type": "bounce", "email": WRITER["email"], "mailer_message": str(copy_id)}
+    stored = events.store_events(web.db, [bounce | {"timestamp": int(MORNING.timestamp())}], MORNING)
+    assert events.apply_events(web.db, stored, MORNING).suppressions == 1
+    assert privacy.export_person(runtime.db, WRITER["email"])["events"][0]["details"]["email"] == WRITER["email"]
     # A forged key in a genuine-looking link shows nothing.
     forged = letters.confirmation_token(runtime.signer, 1, generate_key().split(".")[2])
     assert client.get(f"/confirm/{forged}").status_code == 400

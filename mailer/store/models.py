@@ -316,7 +316,8 @@ class Event(Base):
     suppress_reason: Mapped[str | None] = mapped_column(String(30))
     # The provider's raw event (address, IP, user agent): encrypted, and reduced to what reports need
     # after the retention period (``scrubbed_at``).
-    payload: Mapped[dict[str, Any]] = mapped_column(PrivateJSON("event.payload"))
+    # Loaded only when read: applying events never reads it, so the webhook works on the public key alone.
+    payload: Mapped[dict[str, Any]] = mapped_column(PrivateJSON("event.payload"), deferred=True)
     scrubbed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
