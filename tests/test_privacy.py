@@ -386,7 +386,9 @@ def test_the_action_pages_write_with_the_public_key_and_read_nothing(runtime: Ru
     bounce = {"event": "bounce", "type": "bounce", "email": WRITER["email"], "mailer_message": str(copy_id)}
     stored = events.store_events(web.db, [bounce | {"timestamp": int(MORNING.timestamp())}], MORNING)
     assert events.apply_events(web.db, stored, MORNING).suppressions == 1
-    assert privacy.export_person(runtime.db, WRITER["email"])["events"][0]["details"]["email"] == WRITER["email"]
+    assert (
+        privacy.export_person(runtime.db, WRITER["email"])["events"][0]["details"]["email"] == WRITER["email"]
+    )
     # A forged key in a genuine-looking link shows nothing.
     forged = letters.confirmation_token(runtime.signer, 1, generate_key().split(".")[2])
     assert client.get(f"/confirm/{forged}").status_code == 400
