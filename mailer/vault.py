@@ -7,8 +7,8 @@ One installation key (``mailer keys generate``) holds two 32-byte secrets:
 
 - the *index* secret, for blind indexes (HMAC-SHA256 of a canonical value): stable for the life of the
   installation, so that "the same address again" is found without ever storing the address;
-- the *data* secret, from which the symmetric key (XChaCha20-Poly1305) and a Curve25519 key pair are
-  derived. Rotation adds a new data secret in front (``MAILER_DATA_KEY=new,old``): the new one encrypts,
+- the *data* secret, from which the symmetric key (AES-256-GCM-SIV, from ``cryptography``) and a
+  Curve25519 key pair (PyNaCl) are derived. Rotation adds a new data secret in front (``MAILER_DATA_KEY=new,old``): the new one encrypts,
   every one listed still decrypts, and ``mailer privacy rekey`` moves old tokens to the new key.
 
 Its *public* form (``mailer keys public``) holds the index secret and the public key only. A process given
@@ -28,20 +28,23 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
-from nacl.secret import Aead
 
 from mailer.errors import N_, ConfigError, MailerError
 
 KEY_PREFIX = "mailer-key-v1"
 PUBLIC_PREFIX = "mailer-pub-v1"
 SECRET_BYTES = 32
+NONCE_BYTES = 12  # random; AES-GCM-SIV stays safe even if two ever collided (it would only show equality)
 #: Fewer distinct byte values than this in 32 bytes is not a random key (about 1 in 10^20 for a real one).
 MIN_DISTINCT_BYTES = 16
 
@@ -77,14 +80,14 @@ class DataKey:
 
     kid: str
     public: PublicKey
-    aead: Aead | None = None
+    aead: AESGCMSIV | None = None
     private: PrivateKey | None = None
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DataKey:
         private = PrivateKey(_derive(secret, b"mailer-box"))
         return cls(
-            _kid(private.public_key), private.public_key, Aead(_derive(secret, b"mailer-aead")), private
+            _kid(private.public_key), private.public_key, AESGCMSIV(_derive(secret, b"mailer-aead")), private
         )
 
 
@@ -122,10 +125,27 @@ def new_record_key() -> str:
     return _b64(secrets.token_bytes(SECRET_BYTES))
 
 
+def _seal(cipher: AESGCMSIV, data: bytes, label: str) -> bytes:
+    """AES-256-GCM-SIV with a random nonce, the label as associated data: nonce + ciphertext."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + cipher.encrypt(nonce, data, label.encode())
+
+
+def _open(cipher: AESGCMSIV, sealed: bytes, label: str) -> bytes:
+    return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], label.encode())
+
+
+def _record_key(key: str) -> AESGCMSIV:
+    raw = _unb64(key)
+    if len(raw) != SECRET_BYTES:
+        raise ValueError("not a record key")
+    return AESGCMSIV(raw)
+
+
 def seal_record(key: str, record: dict[str, Any], label: str) -> str:
     """A record (a letter's private part) under its own key."""
     data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-    return "k1." + _b64(Aead(_unb64(key)).encrypt(data, label.encode()))
+    return "k1." + _b64(_seal(_record_key(key), data, label))
 
 
 def open_record(key: str, token: str, label: str) -> dict[str, Any]:
@@ -133,8 +153,8 @@ def open_record(key: str, token: str, label: str) -> dict[str, Any]:
         prefix, body = token.split(".", 1)
         if prefix != "k1":
             raise ValueError(prefix)
-        value = json.loads(Aead(_unb64(key)).decrypt(_unb64(body), label.encode()))
-    except (CryptoError, ValueError, TypeError, binascii.Error) as err:
+        value = json.loads(_open(_record_key(key), _unb64(body), label))
+    except (InvalidTag, ValueError, TypeError, binascii.Error) as err:
         raise UnreadableError(N_("a stored record does not open with its key")) from err
     if not isinstance(value, dict):
         raise UnreadableError(N_("a stored record does not open with its key"))
@@ -221,7 +241,7 @@ class Vault:
         key = self.current
         data = plaintext.encode()
         if key.aead is not None:
-            return f"v1.{key.kid}.{_b64(key.aead.encrypt(data, label.encode()))}"
+            return f"v1.{key.kid}.{_b64(_seal(key.aead, data, label))}"
         # Only the public key here: a sealed box, with the label inside since a box has no associated data.
         sealed = SealedBox(key.public).encrypt(label.encode() + b"\0" + data)
         return f"s1.{key.kid}.{_b64(sealed)}"
@@ -240,13 +260,13 @@ class Vault:
             raise LockedError(N_("this process holds only the public key: it cannot read personal data"))
         try:
             if version == "v1":
-                return key.aead.decrypt(_unb64(body), label.encode()).decode()
+                return _open(key.aead, _unb64(body), label).decode()
             if version == "s1":
                 opened = SealedBox(key.private).decrypt(_unb64(body))
                 bound, _, data = opened.partition(b"\0")
                 if bound == label.encode():
                     return data.decode()
-        except (CryptoError, ValueError, binascii.Error):
+        except (InvalidTag, CryptoError, ValueError, binascii.Error):
             pass
         raise UnreadableError(N_("a stored value does not open with key %(kid)s"), kid=kid)
 

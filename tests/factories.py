@@ -1,7 +1,9 @@
-"""Synthetic supporters for tests: names in each locale's script, addresses on example.org only."""
+"""Synthetic supporters and a recording task backend for tests: names in each locale's script, addresses on
+example.org only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 NAMES = {
@@ -26,3 +28,19 @@ def supporters_csv(path: Path, count: int) -> dict[str, str]:
         expected[email] = code
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return expected
+
+
+class RecordingBackend:
+    """A task backend that keeps the batches it is given, so that a test (or a benchmark) runs them when it
+    chooses, in its own process."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = "bulk") -> None:
+        self.batches.append(list(message_ids))
+
+    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
+        """Events are applied by the caller."""

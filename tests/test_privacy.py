@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from mailer.transports import BulkEmail, Delivery
 from mailer.vault import LockedError, Vault, generate_key
 from mailer.web import create_app
 from tests.conftest import DATA_KEY
-from tests.factories import supporters_csv
+from tests.factories import RecordingBackend, supporters_csv
 from tests.web.conftest import MORNING, csrf_of
 
 SLUG = SEED_CAMPAIGN
@@ -49,21 +48,6 @@ WRITER = {
 }
 IP = "203.0.113.77"
 AGENT = "Mozilla/5.0 (X11; PrivacyProbe 9.1)"
-
-
-class Recorder:
-    """A task backend that keeps the batches, so that a test runs them when it chooses."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.batches: list[list[int]] = []
-
-    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = "bulk") -> None:
-        self.batches.append(list(message_ids))
-
-    def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
-        """Applied by the test."""
 
 
 def demo_people() -> list[dict[str, str]]:
@@ -188,7 +172,7 @@ def test_r4_erasure_during_an_inflight_mailout(runtime: Runtime, tmp_path: Path)
     people = supporters_csv(tmp_path / "people.csv", 6)
     import_supporters(runtime.db, tmp_path / "people.csv")
     erased = "supporter00005@example.org"
-    recorder = Recorder()
+    recorder = RecordingBackend()
     runtime.__dict__["backend"] = recorder
     launched = mailouts.launch_mailout(runtime.db, recorder, SLUG, {}, {}, batch_size=10)
     batch = [i for queued in recorder.batches for i in queued]  # one claim, as a worker makes it
@@ -356,7 +340,7 @@ def test_the_action_pages_write_with_the_public_key_and_read_nothing(runtime: Ru
     public = dataclasses.replace(runtime.settings, data_key=runtime.vault.public_form())
     web = Runtime(public)
     web.clock = lambda: MORNING
-    recorder = Recorder()
+    recorder = RecordingBackend()
     web.__dict__["backend"] = recorder
     client = create_app(web).test_client()
     token = csrf_of(client.get(PAGE).get_data(as_text=True))
