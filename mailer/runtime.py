@@ -36,6 +36,7 @@ class Runtime:
         #: The time, for use-cases that depend on it (sending hours); tests set a fixed one.
         self.clock = sending.utc_now
         self._purged_at: dt.datetime | None = None
+        self._keys_checked = False
 
     @cached_property
     def vault(self) -> Vault:
@@ -133,6 +134,9 @@ class Runtime:
                 log.exception("part of the sweep failed")
                 failures.append(err)
 
+        if not self._keys_checked:  # the beat starts without the database: check the key once it answers
+            self.db.check_keys()
+            self._keys_checked = True
         reports: list[mailouts.SweepReport] = []
         step(
             lambda: reports.append(

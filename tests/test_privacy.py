@@ -396,6 +396,10 @@ def test_a_wrong_key_or_a_missing_old_key_is_refused_at_start(runtime: Runtime, 
     with pytest.raises(ConfigError, match="another installation"):
         stranger.check_current()
     stranger.dispose()
+    beat = Runtime(dataclasses.replace(runtime.settings, data_key=generate_key()))  # the beat checks too
+    with pytest.raises(ConfigError, match="another installation"):
+        beat.sweep()
+    beat.close()
     new_only = Vault.parse(runtime.vault.rotated_key())
     with pytest.raises(ConfigError, match=runtime.vault.current.kid):
         Database(runtime.db.url, new_only).check_current()

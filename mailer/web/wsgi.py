@@ -4,4 +4,6 @@ from mailer.config import Settings
 from mailer.runtime import Runtime
 from mailer.web import create_app
 
-app = create_app(Runtime(Settings.from_env()))
+_runtime = Runtime(Settings.from_env())
+_runtime.db.check_current()  # the schema, and a key of this installation: never write under another one
+app = create_app(_runtime)
