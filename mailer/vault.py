@@ -270,13 +270,5 @@ class Vault:
             pass
         raise UnreadableError(N_("a stored value does not open with key %(kid)s"), kid=kid)
 
-    @staticmethod
-    def kid_of(token: str) -> str:
-        return token.split(".", 2)[1] if token.count(".") >= 2 else ""
-
-    def is_current(self, token: str) -> bool:
-        """Written under the current key, symmetric: nothing for ``rekey`` to do."""
-        return token.startswith(f"v1.{self.current.kid}.")
-
     def kids(self) -> Iterable[str]:
         return self._by_kid.keys()

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Table, column, delete, exists, func, or_, select, table, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from mailer.store.models import (
     Base,
@@ -104,6 +104,7 @@ def old_events(session: Session, received_before: dt.datetime, limit: int = CHUN
     """Events still holding their raw payload, received before a time."""
     query = (
         select(Event)
+        .options(undefer(Event.payload))
         .where(Event.received_at < received_before, Event.scrubbed_at.is_(None))
         .order_by(Event.id)
         .limit(limit)
@@ -138,7 +139,8 @@ def messages_of(session: Session, supporter_id: int) -> list[Message]:
 def events_of(session: Session, message_ids: Sequence[int]) -> list[Event]:
     found: list[Event] = []
     for chunk in chunks(message_ids):
-        found += session.scalars(select(Event).where(Event.message_id.in_(chunk)).order_by(Event.id))
+        query = select(Event).options(undefer(Event.payload)).where(Event.message_id.in_(chunk))
+        found += session.scalars(query.order_by(Event.id))
     return found
 
 
