@@ -1170,6 +1170,11 @@ def demo(
     try:
         prepared = prepare_demo(rt)
         out.print(_("Demo folder: %(path)s") % {"path": folder.resolve()})
+        if settings.data_key_file is not None:
+            out.print(
+                _("Personal data is encrypted with the key in %(file)s: without it, nobody can read it.")
+                % {"file": settings.data_key_file}
+            )
         out.print(
             _("Campaign %(slug)s loaded; %(num)d supporters; %(officials)d officials.")
             % {

@@ -40,6 +40,7 @@ class Settings:
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
     # The keys personal data is encrypted with (mailer.vault): from MAILER_DATA_KEY or MAILER_DATA_KEY_FILE.
     data_key: str | None = field(default=None, repr=False)
+    data_key_file: Path | None = None
     base_url: str = "http://localhost:8000"
     from_email: str = "alerts@example.org"
     from_name: str = "Solidarity Mailer"
@@ -162,6 +163,7 @@ class Settings:
             sendgrid_api_key=sendgrid_api_key,
             secret_keys=secret_keys,
             data_key=data_key,
+            data_key_file=here / key_file if (key_file := get("MAILER_DATA_KEY_FILE")) else None,
             base_url=base_url,
             from_email=from_email,
             from_name=from_name,
