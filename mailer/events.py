@@ -317,7 +317,7 @@ def unsubscribe(db: Database, link: UnsubscribeLink, source: str, now: dt.dateti
             return
         session.execute(update(Supporter).where(Supporter.id == link.supporter_id).values(subscribed=False))
         repo.add_suppression(session, index, "supporter", "unsubscribe", source)
-        if link.message_id and session.get(Message, link.message_id) is not None:
+        if link.message_id and session.scalar(select(Message.id).where(Message.id == link.message_id)):
             repo.add_events(
                 session,
                 [

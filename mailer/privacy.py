@@ -259,9 +259,8 @@ def rekey(db: Database) -> Rekeyed:
             with db.session() as session:
                 rows = store.stored_not_under(session, mapped, name, current, after)
                 for row_id, token in rows:
-                    store.store_raw(
-                        session, mapped, name, row_id, vault.encrypt(vault.decrypt(token, label), label)
-                    )
+                    fresh = vault.encrypt(vault.decrypt(token, label), label)
+                    store.replace_raw(session, mapped, name, row_id, token, fresh)
                 result.values += len(rows)
             if len(rows) < store.CHUNK:
                 break

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from mailer import campaigns, events, letters, mailouts, privacy
@@ -378,7 +378,9 @@ def test_the_action_pages_write_with_the_public_key_and_read_nothing(runtime: Ru
     assert client.get(f"/confirm/{forged}").status_code == 400
     # Unsubscribe and erase, from the page, where the key cannot read.
     supporter_id = privacy.find_supporter(runtime.db, WRITER["email"])["id"]  # type: ignore[index]
-    unsubscribe = runtime.signer.sign("unsubscribe", {"s": supporter_id, "m": 0})
+    with runtime.db.session() as session:  # a provider's error, encrypted, on the message the link names
+        session.execute(update(Message).where(Message.id == copy_id).values(error="421 try later"))
+    unsubscribe = runtime.signer.sign("unsubscribe", {"s": supporter_id, "m": copy_id})
     page = client.get(f"/u/{unsubscribe}").get_data(as_text=True)
     assert "erase" in page
     done = client.post(f"/u/{unsubscribe}", data={"csrf_token": csrf_of(page), "erase": "1"})

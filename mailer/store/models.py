@@ -242,8 +242,8 @@ class Letter(Base):
     # The writer's words and name (see mailer.letters.LetterSecrets), under a key of the letter's own: the
     # confirmation link carries that key, so the page that shows the letter reads this letter and no other.
     # Both loaded only when read: a process holding only the public key loads letters without them.
-    private: Mapped[str | None] = mapped_column(Text, deferred=True, deferred_group="secret")
-    key: Mapped[str | None] = mapped_column(Private("letter.key"), deferred=True, deferred_group="secret")
+    private: Mapped[str | None] = mapped_column(Text, deferred=True)
+    key: Mapped[str | None] = mapped_column(Private("letter.key"), deferred=True)
     # When ``private`` and ``key`` were deleted (retention): the letter still counts, its text is gone.
     purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # The campaign's letter in each language its officials read, as the writer was shown it: what the
@@ -290,8 +290,9 @@ class Message(Base):
     # lesser event (a bounce stays a bounce when a late "delivered" arrives).
     delivery: Mapped[str | None] = mapped_column(String(20))
     delivery_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    # A provider's answer may quote the address: encrypted like the rest.
-    error: Mapped[str | None] = mapped_column(Private("message.error"))
+    # A provider's answer may quote the address: encrypted like the rest, and loaded only when read (the
+    # unsubscribe page and the webhook load messages where only the public key is).
+    error: Mapped[str | None] = mapped_column(Private("message.error"), deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
 

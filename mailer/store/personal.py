@@ -222,9 +222,12 @@ def stored_not_under(
     return [(int(row_id), str(token)) for row_id, token in session.execute(query)]
 
 
-def store_raw(session: Session, mapped: Table, name: str, row_id: int, token: str) -> None:
+def replace_raw(session: Session, mapped: Table, name: str, row_id: int, old: str, new: str) -> bool:
+    """Swap a stored token for another, only if it is still the one read: a purge or an erasure that
+    changed the row meanwhile wins, and nothing it removed comes back."""
     raw = _raw(mapped, name)
-    session.execute(update(raw).where(raw.c.id == row_id).values({name: token}))
+    statement = update(raw).where(raw.c.id == row_id, raw.c[name] == old).values({name: new})
+    return _changed(session, statement) == 1
 
 
 def key_in_use(session: Session, kid: str) -> bool:
