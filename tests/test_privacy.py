@@ -405,6 +405,8 @@ def test_a_wrong_key_or_a_missing_old_key_is_refused_at_start(runtime: Runtime, 
     new_only = Vault.parse(runtime.vault.rotated_key())
     with pytest.raises(ConfigError, match=runtime.vault.current.kid):
         Database(runtime.db.url, new_only).check_current()
+    # The action pages, given the new key's public form during a rotation, start: they read nothing.
+    Database(runtime.db.url, Vault.parse(new_only.public_form())).check_current()
 
 
 def test_rotation_then_rekey_retires_the_old_key(runtime: Runtime, tmp_path: Path) -> None:
