@@ -361,3 +361,59 @@ class InstallationKey(Base):
     kid: Mapped[str] = mapped_column(String(16), primary_key=True)
     index_check: Mapped[str] = mapped_column(BlindIndex)
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class Account(Base):
+    """A person who runs campaigns from the dashboard: a viewer, a coordinator or an admin."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(Private("account.email"))
+    email_index: Mapped[str] = mapped_column(BlindIndex, unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    # An Argon2id hash (its own salt and parameters inside): never the password.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # The TOTP secret, encrypted; confirmed once the person typed a code from their authenticator.
+    totp_secret: Mapped[str | None] = mapped_column(Private("account.totp_secret"))
+    totp_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The last time step whose code was accepted: a code is good once, even within its 30 seconds.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # The dashboard's language, as this person last chose it.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    # A removed account keeps its row (the audit log names it) but can never sign in again.
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccountSession(Base):
+    """A signed-in browser. The cookie holds a random token; the database holds only its hash, so a copy
+    of the database signs nobody in, and "sign out everywhere" deletes the rows."""
+
+    __tablename__ = "account_session"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    # "password" (the second factor is still owed) or "full".
+    stage: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One change made by a person (who, what, when, from where). Rows are only ever added: the
+    database itself refuses to update or delete them. Subjects name records by id, never a supporter's
+    address, so that erasing a person leaves nothing of them here."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    # None for the command line run by the operator of the machine.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    action: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The client's address (or "command line"), encrypted.
+    origin: Mapped[str] = mapped_column(Private("audit_entry.origin"))

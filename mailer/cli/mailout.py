@@ -1,0 +1,229 @@
+"""`mailer mailout`: launch, follow, pause, resume, cancel, test and report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.headerregistry import Address
+from typing import Annotated
+
+import typer
+from email_validator import EmailNotValidError, validate_email
+from rich.table import Table
+
+from mailer import campaigns, events, mailouts, sending
+from mailer.cli.common import (
+    JsonOption,
+    emit_json,
+    fail,
+    out,
+    reports_errors,
+    runtime,
+)
+from mailer.cli.tables import (
+    follow_mailout,
+    print_launch,
+    report_table,
+    status_table,
+)
+from mailer.errors import LocaleError
+from mailer.i18n import _, interface_translations, ngettext
+from mailer.locales import REGISTRY, get_locale
+
+mailout_app = typer.Typer(help=_("Launch mailouts and follow their progress."), no_args_is_help=True)
+
+
+@mailout_app.command("launch")
+@reports_errors
+def mailout_launch(
+    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segment", help=_("KEY=VALUE, such as locale=ar or governorate=Basra; repeat to widen.")
+        ),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fallback", help=_("FROM=TO: send readers of FROM the content in TO, such as ckb=en.")
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help=_("Start later, at a time with its UTC offset, such as 2026-12-01T09:00+03:00.")
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("Count the recipients per locale; create and send nothing."))
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Launch the campaign's alert to a segment; launching the same mailout again sends nothing twice."""
+    parsed_segment = mailouts.parse_segment(segment or [])
+    fallbacks = mailouts.parse_fallbacks(fallback or [])
+    start = _parse_time(at) if at else None
+    with runtime() as rt:
+        rt.check_can_send()  # before anything is written: a launch that cannot send leaves nothing behind
+        if dry_run:
+            plan = mailouts.plan_mailout(rt.db, slug, parsed_segment, fallbacks)
+            _print_plan(plan, as_json)
+            return
+        result = mailouts.launch_mailout(
+            rt.db, rt.backend, slug, parsed_segment, fallbacks, batch_size=rt.settings.batch_size, at=start
+        )
+        status = mailouts.mailout_status(rt.db, result.mailout_id)
+    if as_json:
+        emit_json({**status.to_json(), "created": result.created, "new_messages": result.new_messages})
+        return
+    print_launch(result, status)
+
+
+def _parse_time(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(_("--at %(value)s: write a time such as 2026-12-01T09:00+03:00") % {"value": text})
+    if moment.tzinfo is None:
+        fail(_("--at %(value)s: add the UTC offset, such as +03:00 for Baghdad") % {"value": text})
+    return moment.astimezone(dt.UTC)
+
+
+def _print_plan(plan: mailouts.LaunchPlan, as_json: bool) -> None:
+    if as_json:
+        emit_json(plan.to_json())
+        return
+    table = Table(
+        title=_("Dry run of %(campaign)s: nothing is created or sent") % {"campaign": plan.campaign}
+    )
+    table.add_column(_("Locale"))
+    table.add_column(_("Recipients"), justify="right")
+    table.add_column(_("Content sent"))
+    for code, count in plan.recipients.items():
+        table.add_row(f"{code} ({REGISTRY[code].native_name})", str(count), plan.content_locales[code])
+    table.add_row(_("all"), str(plan.total), "", style="bold")
+    out.print(table)
+    if plan.existing_mailout is not None:
+        out.print(
+            _("Mailout %(id)d exists for this segment; %(num)d of its messages are already in the ledger.")
+            % {"id": plan.existing_mailout, "num": plan.already_in_ledger}
+        )
+
+
+@mailout_app.command("pause")
+@reports_errors
+def mailout_pause(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Stop handing messages to the provider; resume goes on where it stopped."""
+    with runtime() as rt:
+        mailouts.pause_mailout(rt.db, mailout_id)
+        out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("resume")
+@reports_errors
+def mailout_resume(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Go on with a paused mailout, exactly where it stopped."""
+    with runtime() as rt:
+        mailouts.resume_mailout(rt.db, rt.backend, mailout_id, batch_size=rt.settings.batch_size)
+        out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("cancel")
+@reports_errors
+def mailout_cancel(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+) -> None:
+    """Cancel for good: once this returns, nothing more of the mailout reaches the provider."""
+    with runtime() as rt:
+        cancelled = mailouts.cancel_mailout(rt.db, mailout_id)
+        out.print(
+            ngettext(
+                "Mailout %(id)d cancelled; %(num)d message will not be sent.",
+                "Mailout %(id)d cancelled; %(num)d messages will not be sent.",
+                cancelled,
+            )
+            % {"id": mailout_id, "num": cancelled}
+        )
+        out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
+
+
+@mailout_app.command("test")
+@reports_errors
+def mailout_test(
+    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
+    to: Annotated[str, typer.Option("--to", help=_("The address that receives the test messages."))],
+    locale: Annotated[
+        list[str] | None,
+        typer.Option("--locale", help=_("A locale to send (repeat); all enabled ones by default.")),
+    ] = None,
+) -> None:
+    """Send one test message per locale to one address, outside any mailout."""
+    address = _test_address(to)
+    with runtime() as rt:
+        codes = (
+            [_locale_option(code) for code in locale] if locale else campaigns.enabled_locales(rt.db, slug)
+        )
+        results = sending.send_test(rt.db, rt.transport, rt.renderer, rt.sender, slug, address, codes)
+    table = Table(title=_("Test messages to %(address)s") % {"address": address.addr_spec})
+    table.add_column(_("Locale"))
+    table.add_column(_("Result"))
+    table.add_column(_("Detail"))
+    for row in results:
+        table.add_row(f"{row.locale} ({REGISTRY[row.locale].native_name})", row.status, row.detail or "")
+    out.print(table)
+    if any(row.status != "sent" for row in results):
+        raise typer.Exit(1)
+
+
+def _test_address(text: str) -> Address:
+    try:
+        normalized = validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        fail(_("--to %(value)s is not a valid address: %(reason)s") % {"value": text, "reason": error})
+    return Address(addr_spec=normalized)
+
+
+def _locale_option(code: str) -> str:
+    try:
+        return get_locale(code).code
+    except LocaleError as error:
+        fail(error.render(interface_translations()))
+
+
+@mailout_app.command("status")
+@reports_errors
+def mailout_status_command(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    watch: Annotated[bool, typer.Option("--watch", help=_("Follow the mailout until it stops."))] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Counts by state and by locale."""
+    with runtime() as rt:
+        status = (
+            follow_mailout(rt, mailout_id, quiet=as_json)
+            if watch
+            else mailouts.mailout_status(rt.db, mailout_id)
+        )
+    if as_json:
+        emit_json(status.to_json())
+    else:
+        out.print(status_table(status))
+
+
+@mailout_app.command("report")
+@reports_errors
+def mailout_report(
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    as_json: JsonOption = False,
+) -> None:
+    """Results per language: the ledger beside what the provider reported (deliveries, bounces, complaints)."""
+    with runtime() as rt:
+        report = events.mailout_report(rt.db, mailout_id)
+    if as_json:
+        emit_json(report)
+        return
+    out.print(report_table(_("Mailout %(id)d: results") % {"id": mailout_id}, report))
