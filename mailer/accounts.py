@@ -289,6 +289,17 @@ def complete_session(db: Database, token: str, now: dt.datetime) -> str:
     return new_token
 
 
+def restart_sessions(db: Database, account_id: int, now: dt.datetime) -> str:
+    """End every session of the account and open one, complete, for this browser (after the second
+    factor was set up: other browsers signed in with the password alone must now give a code)."""
+    token = secrets.token_urlsafe(32)
+    with db.session() as session:
+        store.delete_sessions(session, account_id)
+        store.add_session(session, account_id, _hash_token(token), "full", now)
+        session.commit()
+    return token
+
+
 def close_session(db: Database, token: str) -> None:
     with db.session() as session:
         row = store.session_by_hash(session, _hash_token(token))

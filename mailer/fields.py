@@ -111,3 +111,12 @@ def mailbox_key(address: str) -> str:
     local, _, domain = address.strip().lower().rpartition("@")
     local = local.split("+", 1)[0].replace(".", "")
     return f"{local}@{domain}"
+
+
+def normal_tag(value: str) -> str | None:
+    """A tag as stored (lower case), or None when it is not one: letters, digits, - and _ only, and never
+    the start of a spreadsheet formula."""
+    tag = value.strip().lower()
+    if not tag or len(tag) > 50 or tag.startswith(("=", "+", "-", "@")):
+        return None
+    return tag if tag.replace("-", "").replace("_", "").isalnum() else None

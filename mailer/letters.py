@@ -728,3 +728,9 @@ def action_page(db: Database, slug: str, code: str, greeting_name: str) -> Actio
         sent=sent,
         locales=available,
     )
+
+
+def letters_per_official_since(db: Database, since: dt.datetime) -> dict[str, int]:
+    """Letters on their way to or handed over for each official since a time (by official's slug)."""
+    with db.session() as session:
+        return repo.letters_per_target_since(session, since)

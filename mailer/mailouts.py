@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mailer.errors import N_, LocaleError, MailerError, MailoutError
+from mailer.fields import normal_tag
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
@@ -29,7 +30,7 @@ from mailer.tasking import BULK_QUEUE, TaskBackend
 Clock = Callable[[], dt.datetime]
 MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed", "cancelled")
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
-SEGMENT_KEYS = ("locale", "governorate")
+SEGMENT_KEYS = ("locale", "governorate", "tag")
 PAGE_SIZE = 1000
 
 
@@ -79,6 +80,13 @@ def parse_segment(options: Sequence[str]) -> dict[str, list[str]]:
                 raise MailoutError(
                     N_("--segment '%(option)s': %(reason)s"), option=option, reason=err
                 ) from err
+        elif key == "tag":
+            tag = normal_tag(value)
+            if tag is None:
+                raise MailoutError(
+                    N_("--segment '%(option)s': a tag holds only letters, digits, - and _"), option=option
+                )
+            value = tag
         else:
             found = find_governorate(value)
             if found is None:
@@ -527,3 +535,10 @@ def sample_provider_ids(db: Database, mailout_id: int) -> dict[str, str]:
     """One sent message's provider id per locale (for the outbox: its file name)."""
     with db.session() as session:
         return repo.sample_provider_ids(session, mailout_id)
+
+
+def recent_mailouts(db: Database, limit: int = 50, clock: Clock = utc_now) -> list[MailoutStatus]:
+    """The newest mailouts first, each with its counts."""
+    with db.session() as session:
+        ids = repo.recent_mailouts(session, limit)
+    return [mailout_status(db, mailout_id, clock) for mailout_id in ids]

@@ -7,12 +7,14 @@ its officials; a message keeps its state; only what names or describes a person 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mailer.events import scrubbed
+from mailer.events import scrubbed, spreadsheet_safe
 from mailer.letters import CONFIRM_MAX_AGE, letter_secrets
 from mailer.sending import utc_now
 from mailer.store import Database
@@ -125,6 +127,22 @@ def list_supporters(
         if len(page) < store.CHUNK:
             return
         after = page[-1].id
+
+
+SUPPORTER_COLUMNS = ("email", "name", "locale", "governorate", "tags", "subscribed", "created_at")
+
+
+def supporters_csv(db: Database, segment: Mapping[str, Sequence[str]] | None = None) -> Iterator[str]:
+    """The supporters of a segment as CSV lines, streamed; cells a spreadsheet would run as formulas
+    (a name such as ``=HYPERLINK(...)``) are neutralised."""
+    yield ",".join(SUPPORTER_COLUMNS) + "\n"
+    for record in list_supporters(db, segment):
+        buffer = io.StringIO()
+        cells = {**record, "tags": ";".join(record["tags"]), "governorate": record["governorate"] or ""}
+        csv.writer(buffer, lineterminator="\n").writerow(
+            [spreadsheet_safe(str(cells[c])) for c in SUPPORTER_COLUMNS]
+        )
+        yield buffer.getvalue()
 
 
 def export_person(db: Database, address: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
-from mailer.fields import FieldProblem, check_address, check_line
-from mailer.governorates import find_governorate
+from mailer.fields import FieldProblem, check_address, check_line, normal_tag
+from mailer.governorates import GOVERNORATES, find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -165,7 +165,7 @@ def _parse_row(row: int, cells: dict[str, str]) -> SupporterRow:
         sorted({t.strip().lower() for t in cells.get("tags", "").replace(",", ";").split(";") if t.strip()})
     )
     for tag in tags:
-        if tag.startswith(FORMULA_PREFIXES) or not tag.replace("-", "").replace("_", "").isalnum():
+        if normal_tag(tag) != tag:
             raise ImportRowError(
                 row, "tags", N_("tag '%(value)s' may only hold letters, digits, - and _"), value=tag
             )
@@ -209,20 +209,29 @@ def merge_duplicates(rows: list[SupporterRow]) -> tuple[list[SupporterRow], int]
 def import_supporters(db: Database, path: Path) -> ImportReport:
     """Import a CSV of supporters; existing supporters (same address, any case) are updated, never doubled."""
     try:
-        size = path.stat().st_size
-        if size > MAX_IMPORT_BYTES:  # refused before it is read: memory stays bounded
-            raise ImportFileError(
-                N_("%(file)s: %(size)d MB is more than the %(max)d MB one import takes; split the file"),
-                file=path.name,
-                size=-(-size // 1_000_000),
-                max=MAX_IMPORT_BYTES // 1_000_000,
-            )
+        _check_size(path.stat().st_size, path.name)  # refused before it is read: memory stays bounded
         data = path.read_bytes()
     except OSError as err:
         raise ImportFileError(
             N_("%(file)s: cannot be read: %(reason)s"), file=str(path), reason=err.strerror
         ) from err
-    return import_supporters_text(db, decode_csv(data, path.name), path.name)
+    return import_supporters_bytes(db, data, path.name)
+
+
+def import_supporters_bytes(db: Database, data: bytes, filename: str) -> ImportReport:
+    """The same for a file's content (an upload), named ``filename`` in the report."""
+    _check_size(len(data), filename)
+    return import_supporters_text(db, decode_csv(data, filename), filename)
+
+
+def _check_size(size: int, filename: str) -> None:
+    if size > MAX_IMPORT_BYTES:
+        raise ImportFileError(
+            N_("%(file)s: %(size)d MB is more than the %(max)d MB one import takes; split the file"),
+            file=filename,
+            size=-(-size // 1_000_000),
+            max=MAX_IMPORT_BYTES // 1_000_000,
+        )
 
 
 def import_supporters_text(db: Database, text: str, filename: str) -> ImportReport:
@@ -240,7 +249,7 @@ def import_supporters_text(db: Database, text: str, filename: str) -> ImportRepo
                 report.created += 1
                 continue
             supporter.origin = "import"  # a letter writer on a coordinator's list is now kept like the rest
-            tags = sorted(set(supporter.tags or []) | set(row.tags))
+            tags = sorted(set(supporter.tags or []) | set(row.tags))  # an import adds tags, never removes
             new_values = (row.email, row.name, row.locale, row.governorate, tags)
             old_values = (
                 supporter.email,
@@ -252,12 +261,42 @@ def import_supporters_text(db: Database, text: str, filename: str) -> ImportRepo
             if new_values == old_values:
                 report.unchanged += 1
                 continue
-            supporter.email, supporter.name, supporter.locale, supporter.tags = (
-                row.email,
-                row.name,
-                row.locale,
-                tags,
-            )
+            supporter.email, supporter.name, supporter.locale = row.email, row.name, row.locale
             repo.set_governorate(session, supporter, row.governorate)
+            if tags != sorted(supporter.tags or []):
+                repo.set_tags(session, supporter, tags)
             report.updated += 1
     return report
+
+
+@dataclass
+class SupporterCounts:
+    """How many supporters, by locale, governorate and tag: what a coordinator segments by."""
+
+    total: int = 0
+    subscribed: int = 0
+    by_locale: dict[str, int] = field(default_factory=dict)
+    by_governorate: dict[str, int] = field(default_factory=dict)  # "" for supporters without one
+    by_tag: dict[str, int] = field(default_factory=dict)
+
+
+def supporter_counts(db: Database) -> SupporterCounts:
+    """Counts of subscribed supporters (those a mailout can reach), plus the total."""
+    counts = SupporterCounts()
+    with db.session() as session:
+        names = {db.vault.index(key, "governorate"): key for key in GOVERNORATES}
+        for locale, governorate_index, subscribed, number in repo.supporter_breakdown(session):
+            counts.total += number
+            if not subscribed:
+                continue
+            counts.subscribed += number
+            counts.by_locale[locale] = counts.by_locale.get(locale, 0) + number
+            key = names.get(governorate_index or "", "")
+            counts.by_governorate[key] = counts.by_governorate.get(key, 0) + number
+        for tags in repo.tag_lists(session):
+            for tag in tags or ():
+                counts.by_tag[tag] = counts.by_tag.get(tag, 0) + 1
+    counts.by_locale = {c: counts.by_locale[c] for c in LOCALE_CODES if c in counts.by_locale}
+    counts.by_governorate = dict(sorted(counts.by_governorate.items(), key=lambda kv: -kv[1]))
+    counts.by_tag = dict(sorted(counts.by_tag.items(), key=lambda kv: (-kv[1], kv[0])))
+    return counts

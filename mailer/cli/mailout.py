@@ -39,7 +39,10 @@ def mailout_launch(
     segment: Annotated[
         list[str] | None,
         typer.Option(
-            "--segment", help=_("KEY=VALUE, such as locale=ar or governorate=Basra; repeat to widen.")
+            "--segment",
+            help=_(
+                "KEY=VALUE, such as locale=ar, governorate=Basra or tag=lawyers; repeat a key to widen, add keys to narrow."
+            ),
         ),
     ] = None,
     fallback: Annotated[

@@ -96,7 +96,7 @@ def serve(
         Path | None, typer.Option("--demo", help=_("Serve the database of `mailer demo` in this folder."))
     ] = None,
 ) -> None:
-    """Serve the action pages (for production, run gunicorn on mailer.web.wsgi:app instead)."""
+    """Serve the action pages and the dashboard at /admin/ (for production, run gunicorn on mailer.web.wsgi:app)."""
     from mailer.web import create_app
 
     settings = demo_settings(demo_folder) if demo_folder is not None else Settings.from_env()

@@ -84,7 +84,8 @@ def supporters_list(
     segment: Annotated[
         list[str] | None,
         typer.Option(
-            "--segment", help=_("Only these supporters: locale=ar, governorate=Basra (repeatable).")
+            "--segment",
+            help=_("Only these supporters: locale=ar, governorate=Basra, tag=lawyers (repeatable)."),
         ),
     ] = None,
     as_json: JsonOption = False,

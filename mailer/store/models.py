@@ -25,7 +25,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mailer.vault import Vault
 
@@ -164,12 +164,27 @@ class Supporter(Base):
     # Segments select by governorate through its blind index.
     governorate_index: Mapped[str | None] = mapped_column(BlindIndex, index=True)
     tags: Mapped[list[str]] = mapped_column(PrivateJSON("supporter.tags"), default=list)
+    # Segments select by tag through these blind indexes (kept equal to ``tags`` by repository.set_tags).
+    tag_rows: Mapped[list[SupporterTag]] = relationship(
+        cascade="save-update", lazy="raise", passive_deletes="all"
+    )
     # "import" (a coordinator's list) or "letter" (known only as the writer of letters: forgotten with them).
     origin: Mapped[str] = mapped_column(String(20), default="import", server_default="import")
     # Receives mailouts: imported lists are; someone who only wrote a letter is not, unless they opted in.
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class SupporterTag(Base):
+    """The blind index of one of a supporter's tags: a segment ``tag=...`` without reading the tags."""
+
+    __tablename__ = "supporter_tag"
+
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_index: Mapped[str] = mapped_column(BlindIndex, primary_key=True, index=True)
 
 
 class Target(Base):

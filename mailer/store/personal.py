@@ -24,6 +24,7 @@ from mailer.store.models import (
     Private,
     PrivateJSON,
     Supporter,
+    SupporterTag,
     Suppression,
 )
 from mailer.store.repository import _changed
@@ -97,6 +98,7 @@ def delete_supporters(session: Session, supporter_ids: Sequence[int]) -> None:
         session.execute(
             update(Message).where(Message.supporter_id.in_(chunk)).values(supporter_id=None, error=None)
         )
+        session.execute(delete(SupporterTag).where(SupporterTag.supporter_id.in_(chunk)))
         session.execute(delete(Supporter).where(Supporter.id.in_(chunk)))
 
 

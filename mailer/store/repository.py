@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
@@ -22,6 +22,7 @@ from mailer.store.models import (
     MailoutContent,
     Message,
     Supporter,
+    SupporterTag,
     Suppression,
     Target,
     Throttle,
@@ -151,11 +152,12 @@ def new_supporter(
         email_index=vault(session).address_index(email),
         name=name,
         locale=locale,
-        tags=list(tags),
         subscribed=subscribed,
         origin=origin,
     )
+    supporter.tag_rows = []
     set_governorate(session, supporter, governorate)
+    set_tags(session, supporter, tags)
     session.add(supporter)
     return supporter
 
@@ -165,9 +167,51 @@ def set_governorate(session: Session, supporter: Supporter, governorate: str | N
     supporter.governorate_index = vault(session).index(governorate, "governorate") if governorate else None
 
 
+def set_tags(session: Session, supporter: Supporter, tags: Iterable[str]) -> None:
+    """The supporter's tags, and their blind indexes for segments."""
+    values = sorted(set(tags))
+    supporter.tags = values
+    if supporter.id is not None:
+        session.execute(delete(SupporterTag).where(SupporterTag.supporter_id == supporter.id))
+        session.add_all(
+            SupporterTag(supporter_id=supporter.id, tag_index=vault(session).index(t, "tag")) for t in values
+        )
+    else:
+        supporter.tag_rows = [SupporterTag(tag_index=vault(session).index(t, "tag")) for t in values]
+
+
 def count_supporters_by_locale(session: Session) -> dict[str, int]:
     rows = session.execute(select(Supporter.locale, func.count()).group_by(Supporter.locale))
     return {locale: count for locale, count in rows}
+
+
+def supporter_breakdown(session: Session) -> list[tuple[str, str | None, bool, int]]:
+    """(locale, governorate index, subscribed, count): every count a coordinator needs, in one query."""
+    query = select(
+        Supporter.locale, Supporter.governorate_index, Supporter.subscribed, func.count()
+    ).group_by(Supporter.locale, Supporter.governorate_index, Supporter.subscribed)
+    return [(loc, gov, bool(sub), n) for loc, gov, sub, n in session.execute(query)]
+
+
+def tag_lists(session: Session) -> Iterator[list[str]]:
+    """Every supporter's tags, decrypted, streamed (tags are few and short; lists are long)."""
+    query = select(Supporter.tags).execution_options(yield_per=1000)
+    yield from session.scalars(query)
+
+
+def recent_mailouts(session: Session, limit: int) -> list[int]:
+    return list(session.scalars(select(Mailout.id).order_by(Mailout.id.desc()).limit(limit)))
+
+
+def letters_per_target_since(session: Session, since: dt.datetime) -> dict[str, int]:
+    """Letters handed to the provider (or on their way) per official since a time."""
+    query = (
+        select(Target.slug, func.count())
+        .join(Message, Message.target_id == Target.id)
+        .where(Message.kind == "letter", Message.created_at >= since, Message.status != "cancelled")
+        .group_by(Target.slug)
+    )
+    return {slug: n for slug, n in session.execute(query)}
 
 
 def _segment_filter(
@@ -179,6 +223,10 @@ def _segment_filter(
     if segment.get("governorate"):
         indexes = [vault(session).index(g, "governorate") for g in segment["governorate"]]
         conditions.append(Supporter.governorate_index.in_(indexes))
+    if segment.get("tag"):
+        indexes = [vault(session).index(t, "tag") for t in segment["tag"]]
+        tagged = select(SupporterTag.supporter_id).where(SupporterTag.tag_index.in_(indexes))
+        conditions.append(Supporter.id.in_(tagged))
     return conditions
 
 

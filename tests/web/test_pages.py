@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from limits import parse
 from sqlalchemy import func, select
 
-from mailer import web
+from mailer.web import public as web
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Message
 from mailer.web import create_app
