@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 from limits import parse
 from sqlalchemy import func, select
 
-from mailer.web import public as web
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Message
 from mailer.web import create_app
+from mailer.web import public as web
 from tests.web.conftest import csrf_of
 from tests.web.proofs import encode, solved_proof
 
