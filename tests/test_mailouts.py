@@ -103,7 +103,35 @@ def test_segments_narrow_and_widen(runtime: Runtime, loaded: dict[str, str]) -> 
     assert narrowed.new_messages == 0  # Arabic readers in the test data live in Basra
 
 
+def test_tags_narrow_a_segment_and_follow_later_imports(
+    runtime: Runtime, loaded: dict[str, str], tmp_path: Path
+) -> None:
+    """A tag segment selects through the tags' blind indexes, kept equal to the tags by every import."""
+    assert mailouts.parse_segment(["tag= Lawyers ", "tag=lawyers", "locale=ar"]) == {
+        "locale": ["ar"],
+        "tag": ["lawyers"],
+    }
+    path = tmp_path / "tags.csv"
+    path.write_text(
+        "email,name,locale,governorate,tags\na@example.net,A,ar,Basra,lawyers\nb@example.net,B,ar,Basra,students\n"
+    )
+    import_supporters(runtime.db, path)
+
+    def plan(segment: list[str]) -> dict[str, int]:
+        found = mailouts.plan_mailout(runtime.db, "protect-hrds-iraq", mailouts.parse_segment(segment), {})
+        return found.recipients
+
+    assert plan(["tag=lawyers"]) == {"ar": 1}
+    assert plan(["tag=lawyers", "tag=students"]) == {"ar": 2}
+    path.write_text("email,name,locale,governorate,tags\nb@example.net,B,ar,Basra,lawyers\n")
+    import_supporters(runtime.db, path)  # b gains a tag (imports add tags, never remove them)
+    assert plan(["tag=lawyers"]) == {"ar": 2}
+    assert plan(["tag=students"]) == {"ar": 1}
+
+
 def test_bad_segment_options_are_explained() -> None:
+    with pytest.raises(MailoutError, match="a tag holds only"):
+        mailouts.parse_segment(["tag==cmd"])
     with pytest.raises(MailoutError, match="unknown key 'city'"):
         mailouts.parse_segment(["city=Basra"])
     with pytest.raises(MailoutError, match="unknown governorate 'Atlantis'"):
