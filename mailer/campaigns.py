@@ -7,19 +7,21 @@ A folder holds ``campaign.yaml`` (the manifest) and one Markdown file per kind a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from markupsafe import Markup
 
-from mailer.content import PLACEHOLDERS, find_unknown_placeholders
+from mailer.content import PLACEHOLDERS, find_unknown_placeholders, markdown_to_html
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
 from mailer.fields import FieldProblem, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
-from mailer.rendering import AlertContent, Renderer
+from mailer.rendering import AlertContent, RenderedEmail, Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import SLUG
@@ -376,6 +378,11 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
             path.name, None, N_("not UTF-8 text (at byte %(byte)d); save it as UTF-8"), byte=err.start
         )
         return None
+    return _parse_content(text, path, kind, locale, problems)
+
+
+def _parse_content(text: str, path: Path, kind: str, locale: str, problems: _Problems) -> ContentSpec | None:
+    """A content file's text (front matter, then Markdown): the same checks wherever it comes from."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
         problems.add(
@@ -441,6 +448,101 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
                 known=known,
             )
     return ContentSpec(kind, locale, subject.strip(), preheader.strip(), body + "\n", path.name)
+
+
+MAX_CONTENT_CHARS = 200_000
+
+
+def content_file_name(kind: str, locale: str) -> str:
+    return f"{kind}.{locale}.md"
+
+
+def check_content(kind: str, locale: str, text: str) -> tuple[ContentSpec | None, list[CampaignProblem]]:
+    """A content file edited in the browser, checked exactly as ``campaign load`` checks a file."""
+    if kind not in KINDS:
+        raise CampaignError(kind, [CampaignProblem(kind, None, N_("unknown kind of content"))])
+    code = get_locale(locale).code
+    name = content_file_name(kind, code)
+    problems = _Problems(Path(name))
+    if len(text) > MAX_CONTENT_CHARS:
+        problems.add(name, None, N_("longer than %(num)d characters"), num=MAX_CONTENT_CHARS)
+        return None, problems.items
+    spec = _parse_content(text.replace("\r\n", "\n"), Path(name), kind, code, problems)
+    return (spec if not problems.items else None), problems.items
+
+
+def content_text(db: Database, slug: str, kind: str, locale: str) -> str:
+    """The stored content of one kind and locale as the file a coordinator edits (empty if none)."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        if (kind, locale) not in repo.content_kinds(session, campaign.id):
+            return "---\nsubject: \n---\n\n"
+        content = repo.get_content(session, campaign.id, kind, locale)
+        meta = {"subject": content.subject, **({"preheader": content.preheader} if content.preheader else {})}
+        # A JSON string is a YAML double-quoted scalar: any quote or colon in the text stays safe.
+        front = "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in meta.items())
+        return f"---\n{front}---\n\n{content.body}"
+
+
+def save_content(db: Database, slug: str, kind: str, locale: str, text: str) -> int:
+    """Store an edited content file as a new version of it (mailouts already launched keep the text they
+    launched with); the new version number. Refused whole, with every problem by line, if invalid."""
+    spec, problems = check_content(kind, locale, text)
+    if spec is None:
+        raise CampaignError(content_file_name(kind, locale), problems)
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        return repo.save_content(session, campaign.id, spec)
+
+
+def content_versions(db: Database, slug: str) -> dict[tuple[str, str], int]:
+    """The version of each (kind, locale) of a campaign."""
+    with db.session() as session:
+        return repo.content_versions(session, repo.get_campaign(session, slug).id)
+
+
+def preview_html(
+    db: Database,
+    renderer: Renderer,
+    slug: str,
+    kind: str,
+    locale: str,
+    today: dt.date,
+    draft: ContentSpec | None = None,
+) -> str:
+    """One locale's alert as its readers will see it (or a letter's text), from the stored content or from
+    an unsaved draft; personal values are the preview's made-up ones."""
+    code = get_locale(locale).code
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        title = dict(campaign.title)
+        title_text = title.get(code) or title.get(campaign.default_locale, slug)
+        if draft is None:
+            stored = repo.get_content(session, campaign.id, kind, code)
+            draft = ContentSpec(kind, code, stored.subject, stored.preheader, stored.body, stored.source_file)
+    if kind == "alert":
+        return str(_preview_alert(renderer, title_text, draft, code, today).html)
+    # markdown-it with raw HTML off: the body is HTML it wrote itself, never the text's own markup.
+    body_html = Markup(markdown_to_html(draft.body, get_locale(code).is_rtl))  # noqa: S704
+    return renderer.render_page(
+        "preview/letter.html", {"subject": draft.subject, "body_html": body_html}, code
+    )
+
+
+def _preview_alert(renderer: Renderer, title: str, content: Any, code: str, today: dt.date) -> RenderedEmail:
+    prepared = renderer.render_alert(
+        AlertContent(title, content.subject, content.preheader, content.body), code, today
+    )
+    name = PREVIEW_NAMES[code]
+    return prepared.personalise(
+        {
+            "first_name": name.split()[0],
+            "name": name,
+            "governorate": "",
+            "action_url": "#",
+            "unsubscribe_url": "#",
+        }
+    )
 
 
 def _line_of_key(front_matter: list[str], key: str) -> int:
@@ -513,22 +615,7 @@ def preview_campaign(db: Database, renderer: Renderer, slug: str, out: Path, tod
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for code in codes:
-        content = contents[code]
-        prepared = renderer.render_alert(
-            AlertContent(title.get(code, title[default]), content.subject, content.preheader, content.body),
-            code,
-            today,
-        )
-        name = PREVIEW_NAMES[code]
-        email = prepared.personalise(
-            {
-                "first_name": name.split()[0],
-                "name": name,
-                "governorate": "",
-                "action_url": "#",
-                "unsubscribe_url": "#",
-            }
-        )
+        email = _preview_alert(renderer, title.get(code, title[default]), contents[code], code, today)
         (out / f"{code}.html").write_text(email.html, encoding="utf-8")
         (out / f"{code}.txt").write_text(f"{email.subject}\n\n{email.text}", encoding="utf-8")
         written += [out / f"{code}.html", out / f"{code}.txt"]

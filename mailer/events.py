@@ -474,3 +474,37 @@ def campaign_report(db: Database, slug: str) -> dict[str, Any]:
             for slug_, c in sorted(per_target.items())
         },
     }
+
+
+#: What a mailout's timeline draws, cumulatively: handed to the provider, then what the provider reported.
+TIMELINE_SERIES = ("sent", "delivered", "deferred", "bounced", "dropped", "complained")
+
+
+def mailout_timeline(
+    db: Database, mailout_id: int, step: dt.timedelta = dt.timedelta(hours=1)
+) -> dict[str, Any]:
+    """Cumulative counts per time step (UTC, seconds since the epoch) since the first message left:
+    ``{"times": [...], "series": {"sent": [...], "delivered": [...], ...}}``."""
+    with db.session() as session:
+        moments = repo.message_moments(session, mailout_id)
+    marks: list[tuple[dt.datetime, str]] = []
+    for sent_at, delivery, delivery_at, _status in moments:
+        if sent_at is not None:
+            marks.append((sent_at, "sent"))
+        if delivery in TIMELINE_SERIES and delivery_at is not None:
+            marks.append((delivery_at, delivery))
+    if not marks:
+        return {"times": [], "series": {name: [] for name in TIMELINE_SERIES}}
+    marks.sort()
+    seconds = int(step.total_seconds())
+    first = int(marks[0][0].timestamp()) // seconds * seconds
+    last = int(marks[-1][0].timestamp()) // seconds * seconds
+    times = list(range(first, last + seconds, seconds))[:2000]  # a long tail is cut, never the memory
+    series = {name: [0] * len(times) for name in TIMELINE_SERIES}
+    for moment, name in marks:
+        slot = min((int(moment.timestamp()) - first) // seconds, len(times) - 1)
+        series[name][slot] += 1
+    for values in series.values():
+        for i in range(1, len(values)):
+            values[i] += values[i - 1]
+    return {"times": times, "series": series}

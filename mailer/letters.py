@@ -734,3 +734,22 @@ def letters_per_official_since(db: Database, since: dt.datetime) -> dict[str, in
     """Letters on their way to or handed over for each official since a time (by official's slug)."""
     with db.session() as session:
         return repo.letters_per_target_since(session, since)
+
+
+def letters_by_official_and_day(
+    db: Database, since: dt.datetime, zone: dt.tzinfo
+) -> dict[str, dict[dt.date, int]]:
+    """Letters per official per day (days in ``zone``, the campaign's), since a time."""
+    days: dict[str, dict[dt.date, int]] = {}
+    with db.session() as session:
+        for slug, created in repo.letter_times_since(session, since):
+            day = created.astimezone(zone).date()
+            per_day = days.setdefault(slug, {})
+            per_day[day] = per_day.get(day, 0) + 1
+    return days
+
+
+def pending_confirmations(db: Database) -> dict[str, int]:
+    """Letters waiting for their writer's confirmation, per campaign."""
+    with db.session() as session:
+        return repo.pending_letters_per_campaign(session)

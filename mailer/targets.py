@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError
+from mailer.errors import N_, ImportFileError, ImportRowError, LocaleError, MailerError, NotFoundError
 from mailer.fields import FieldProblem, check_address, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
@@ -20,6 +20,7 @@ from mailer.store import repository as repo
 from mailer.store.models import SLUG, Target
 
 STATUSES = ("active", "bounced", "retired")
+MAX_IMPORT_BYTES = 5_000_000
 MAX_TEXT = 200
 
 
@@ -104,11 +105,22 @@ def parse_target(entry: Any, row: int) -> dict[str, Any]:
 
 
 def _read_entries(path: Path) -> list[Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImportFileError(
+            N_("%(file)s: cannot be read as UTF-8: %(reason)s"), file=path.name, reason=str(err)
+        ) from err
+    return _entries(data, path.name)
+
+
+def _entries(data: bytes, filename: str) -> list[Any]:
     """Officials from YAML (a list) or CSV (columns slug, institution_en ... institution_kmr, title_*, name_*,
     governorate, email, letter_locale, status, verified_on); CSV rows are numbered as in a spreadsheet."""
+    path = Path(filename)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
         raise ImportFileError(
             N_("%(file)s: cannot be read as UTF-8: %(reason)s"), file=path.name, reason=str(err)
         ) from err
@@ -137,7 +149,21 @@ def _read_entries(path: Path) -> list[Any]:
 
 def import_targets(db: Database, path: Path) -> TargetImportReport:
     """Import officials from a YAML or CSV file; existing slugs are updated, bad rows reported by number."""
-    entries = _read_entries(path)
+    return _import_entries(db, _read_entries(path), path.name)
+
+
+def import_targets_bytes(db: Database, data: bytes, filename: str) -> TargetImportReport:
+    """The same for a file's content (an upload); ``filename``'s suffix says YAML or CSV."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFileError(
+            N_("%(file)s: more than %(max)d MB; an officials directory is much smaller"),
+            file=filename,
+            max=MAX_IMPORT_BYTES // 1_000_000,
+        )
+    return _import_entries(db, _entries(data, filename), filename)
+
+
+def _import_entries(db: Database, entries: list[Any], filename: str) -> TargetImportReport:
     good: list[dict[str, Any]] = []
     rejected: list[ImportRowError] = []
     first_row: dict[str, int] = {}
@@ -174,7 +200,7 @@ def import_targets(db: Database, path: Path) -> TargetImportReport:
                 for key, value in values.items():
                     setattr(target, key, value)
                 updated += 1
-    return TargetImportReport(path.name, created, updated, rejected)
+    return TargetImportReport(filename, created, updated, rejected)
 
 
 def list_targets(db: Database) -> list[dict[str, Any]]:
@@ -194,3 +220,26 @@ def list_targets(db: Database) -> list[dict[str, Any]]:
             }
             for t in repo.list_targets(session)
         ]
+
+
+def update_target(
+    db: Database, slug: str, email: str | None = None, status: str | None = None
+) -> dict[str, Any]:
+    """Correct one official's address or status (an address that bounced, an official who left office);
+    a corrected address makes a bounced official active again."""
+    with db.session() as session:
+        target = repo.targets_by_slug(session, [slug]).get(slug)
+        if target is None:
+            raise NotFoundError(N_("no official has the slug %(slug)s"), slug=slug)
+        if email is not None and email.strip() != target.email:
+            try:
+                target.email = check_address(email)
+            except FieldProblem as problem:
+                raise MailerError(N_("%(address)s: %(reason)s"), address=email, reason=problem) from problem
+            if status is None and target.status == "bounced":
+                target.status = "active"
+        if status is not None:
+            if status not in STATUSES:
+                raise MailerError(N_("must be one of %(choices)s"), choices=", ".join(STATUSES))
+            target.status = status
+        return {"slug": target.slug, "email": target.email, "status": target.status}

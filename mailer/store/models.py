@@ -149,6 +149,9 @@ class CampaignContent(Base):
     preheader: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text)
     source_file: Mapped[str] = mapped_column(String(300))
+    # Goes up each time this text changes (a reload or an edit in the dashboard); mailouts keep a copy
+    # of the text they launched with, whatever the version is now.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Supporter(Base):

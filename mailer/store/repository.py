@@ -61,6 +61,11 @@ def save_campaign(session: Session, spec: CampaignSpec) -> bool:
     campaign.translation_status = spec.translation_status
     campaign.manifest = spec.manifest
     session.flush()
+    versions = content_versions(session, campaign.id)
+    old = {
+        (c.kind, c.locale): (c.subject, c.preheader, c.body)
+        for c in session.scalars(select(CampaignContent).where(CampaignContent.campaign_id == campaign.id))
+    }
     session.query(CampaignContent).filter(CampaignContent.campaign_id == campaign.id).delete()
     session.add_all(
         CampaignContent(
@@ -71,10 +76,48 @@ def save_campaign(session: Session, spec: CampaignSpec) -> bool:
             preheader=c.preheader,
             body=c.body,
             source_file=c.source_file,
+            version=versions.get((c.kind, c.locale), 0)
+            + (0 if old.get((c.kind, c.locale)) == (c.subject, c.preheader, c.body) else 1),
         )
         for c in spec.contents
     )
     return created
+
+
+def content_versions(session: Session, campaign_id: int) -> dict[tuple[str, str], int]:
+    rows = session.execute(
+        select(CampaignContent.kind, CampaignContent.locale, CampaignContent.version).where(
+            CampaignContent.campaign_id == campaign_id
+        )
+    )
+    return {(kind, locale): version for kind, locale, version in rows}
+
+
+def save_content(session: Session, campaign_id: int, spec: Any) -> int:
+    """One kind and locale's text, replaced by an edit: its new version number."""
+    content = session.scalar(
+        select(CampaignContent)
+        .where(
+            CampaignContent.campaign_id == campaign_id,
+            CampaignContent.kind == spec.kind,
+            CampaignContent.locale == spec.locale,
+        )
+        .with_for_update()
+    )
+    if content is None:
+        content = CampaignContent(
+            campaign_id=campaign_id,
+            kind=spec.kind,
+            locale=spec.locale,
+            version=0,
+            source_file=spec.source_file,
+        )
+        session.add(content)
+    if (content.subject, content.preheader, content.body) != (spec.subject, spec.preheader, spec.body):
+        content.subject, content.preheader, content.body = spec.subject, spec.preheader, spec.body
+        content.version = (content.version or 0) + 1
+    session.flush()
+    return content.version
 
 
 def get_campaign(session: Session, slug: str) -> Campaign:
@@ -210,6 +253,26 @@ def letters_per_target_since(session: Session, since: dt.datetime) -> dict[str, 
         .join(Message, Message.target_id == Target.id)
         .where(Message.kind == "letter", Message.created_at >= since, Message.status != "cancelled")
         .group_by(Target.slug)
+    )
+    return {slug: n for slug, n in session.execute(query)}
+
+
+def letter_times_since(session: Session, since: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """(official's slug, when) of each letter message created since a time."""
+    query = (
+        select(Target.slug, Message.created_at)
+        .join(Message, Message.target_id == Target.id)
+        .where(Message.kind == "letter", Message.created_at >= since, Message.status != "cancelled")
+    )
+    return [(slug, created) for slug, created in session.execute(query)]
+
+
+def pending_letters_per_campaign(session: Session) -> dict[str, int]:
+    query = (
+        select(Campaign.slug, func.count())
+        .join(Letter, Letter.campaign_id == Campaign.id)
+        .where(Letter.status == "pending")
+        .group_by(Campaign.slug)
     )
     return {slug: n for slug, n in session.execute(query)}
 
@@ -965,6 +1028,16 @@ def delivery_counts(session: Session, mailout_id: int) -> dict[str, dict[str, in
         if delivery is not None:
             counts.setdefault(locale, {})[delivery] = count
     return counts
+
+
+def message_moments(
+    session: Session, mailout_id: int
+) -> list[tuple[dt.datetime | None, str | None, dt.datetime | None, str]]:
+    """(sent at, delivery state, delivery at, status) of each message of a mailout, for its timeline."""
+    query = select(Message.sent_at, Message.delivery, Message.delivery_at, Message.status).where(
+        Message.mailout_id == mailout_id
+    )
+    return [(a, b, c, d) for a, b, c, d in session.execute(query)]
 
 
 def unsubscribed_counts(session: Session, mailout_id: int) -> dict[str, int]:

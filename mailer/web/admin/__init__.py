@@ -173,6 +173,18 @@ def problem_text(error: MailerError) -> str:
     return error.render(translations(g.locale.code))
 
 
-from mailer.web.admin import auth, people, runs, team  # noqa: E402  (the views register on bp)
+from mailer.web.admin import auth, content, directory, people, runs, team  # noqa: E402  (views register on bp)
 
-__all__ = ["ANYONE", "COOKIE", "UPLOAD_MAX_BYTES", "access", "auth", "bp", "people", "runs", "team"]
+__all__ = [
+    "ANYONE",
+    "COOKIE",
+    "UPLOAD_MAX_BYTES",
+    "access",
+    "auth",
+    "bp",
+    "content",
+    "directory",
+    "people",
+    "runs",
+    "team",
+]

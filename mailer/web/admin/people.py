@@ -38,11 +38,11 @@ def supporters_page() -> Any:
     return _counts_page()
 
 
-def _upload_name(name: str | None) -> str:
+def upload_name(name: str | None, default: str = "upload.csv") -> str:
     """The uploaded file's name for the report: its last part, printable, short."""
-    base = (name or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1]
+    base = (name or default).replace("\\", "/").rsplit("/", 1)[-1]
     clean = "".join(ch for ch in base if forbidden_character(ch) is None)[:100]
-    return clean or "upload.csv"
+    return clean or default
 
 
 @bp.post("/supporters/import")
@@ -51,7 +51,7 @@ def supporters_import() -> Any:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _counts_page(400, problem="no_file")
-    name = _upload_name(upload.filename)
+    name = upload_name(upload.filename)
     try:
         report = supporters.import_supporters_bytes(web().runtime.db, upload.read(), name)
     except MailerError as error:

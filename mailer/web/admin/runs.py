@@ -202,6 +202,7 @@ def _detail_page(mailout_id: int, status: int = 200, problem: str | None = None)
         # Why it stopped by itself (the provider refused our key, ...): the first thing to tell.
         mailout_reason=MailerError.from_json(mailout.status_reason) if mailout.status_reason else None,
         report=events.mailout_report(web().runtime.db, mailout_id, now()),
+        timeline=events.mailout_timeline(web().runtime.db, mailout_id),
         columns=events.DELIVERY_COLUMNS,
         problem=problem,
     )

@@ -38,3 +38,58 @@
   var state = box.getAttribute("data-state");
   if (state === "running" || state === "scheduled") { window.setTimeout(refresh, 2000); }
 })();
+
+// Charts: each [data-chart] box is drawn by uPlot (vendored, served by us) from the JSON in the page.
+(function () {
+  "use strict";
+  if (!window.uPlot) { return; }
+  var colours = ["#7a1f1f", "#1d6b35", "#1f4e7a", "#b36b00", "#6b2f8f", "#4d4d4d", "#008080", "#a0522d"];
+  Array.prototype.forEach.call(document.querySelectorAll("[data-chart]"), function (box) {
+    var source = document.getElementById(box.getAttribute("data-chart"));
+    if (!source) { return; }
+    var data = JSON.parse(source.textContent);
+    var xs = data.kind === "days"
+      ? data.times.map(function (day) { return Date.parse(day + "T12:00:00Z") / 1000; })
+      : data.times;
+    var names = Object.keys(data.series);
+    var series = [{}].concat(names.map(function (name, i) {
+      return { label: name, stroke: colours[i % colours.length], width: 2 };
+    }));
+    var columns = [xs].concat(names.map(function (name) { return data.series[name]; }));
+    var width = Math.max(260, Math.min(box.clientWidth || 600, 900));
+    new window.uPlot({
+      width: width,
+      height: 260,
+      series: series,
+      scales: { x: { time: true } },
+      axes: [{}, { size: 50 }],
+      legend: { live: false },
+    }, columns, box);
+  });
+})();
+
+// The content editor: the preview frame follows the typing (the form's own preview button, posted into
+// the sandboxed frame, a moment after the last key).
+(function () {
+  "use strict";
+  var form = document.getElementById("editor-form");
+  var button = document.getElementById("preview-button");
+  var text = document.getElementById("text");
+  if (!form || !button || !text || !form.requestSubmit) { return; }
+  var timer = null;
+  text.addEventListener("input", function () {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(function () { form.requestSubmit(button); }, 700);
+  });
+  // A problem's "line N" link puts the cursor on that line.
+  Array.prototype.forEach.call(document.querySelectorAll("a[data-line]"), function (link) {
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      var line = parseInt(link.getAttribute("data-line"), 10);
+      var lines = text.value.split("\n");
+      var start = lines.slice(0, line - 1).join("\n").length + (line > 1 ? 1 : 0);
+      text.focus();
+      text.setSelectionRange(start, start + (lines[line - 1] || "").length);
+    });
+  });
+})();

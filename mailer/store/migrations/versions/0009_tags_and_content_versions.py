@@ -1,4 +1,4 @@
-"""blind indexes of supporters' tags, so that a segment can select by tag
+"""blind indexes of supporters' tags, so that a segment can select by tag; a version per content text
 
 Revision ID: 0009
 Revises: 0008
@@ -18,6 +18,8 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("campaign_content") as batch:
+        batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
     op.create_table(
         "supporter_tag",
         sa.Column(
@@ -56,5 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaign_content") as batch:
+        batch.drop_column("version")
     op.drop_index("ix_supporter_tag_tag_index", "supporter_tag")
     op.drop_table("supporter_tag")
