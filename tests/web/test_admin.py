@@ -3,12 +3,10 @@ sessions, roles, CSRF and cross-site requests, and the pages' use-cases with the
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -22,9 +20,8 @@ from mailer.store import Database
 from mailer.vault import Vault
 from mailer.web.admin import ANYONE, COOKIE
 from tests.conftest import DATA_KEY
-from tests.web.conftest import MORNING, csrf_of
+from tests.web.conftest import MORNING, PASSWORD, Clock, add, csrf_of, enrol, form_page, give_code, log_in
 
-PASSWORD = "a long and private phrase"
 RANK = {"viewer": 0, "coordinator": 1, "admin": 2}
 SUPPORTERS_CSV = (
     "email,name,locale,governorate,tags\n"
@@ -34,81 +31,6 @@ SUPPORTERS_CSV = (
     "tom@example.net,Tom,en,Baghdad,\n"
     "x@example.net,Nobody,xx,Basra,\n"
 )
-
-
-class Clock:
-    """The app's clock, moved by the test (TOTP codes and session expiry read it)."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
-@pytest.fixture
-def clock(runtime: Runtime, app: Flask) -> Clock:
-    moving = Clock(MORNING)
-    runtime.clock = moving
-    return moving
-
-
-def add(runtime: Runtime, email: str, role: str) -> accounts.AccountInfo:
-    return accounts.add_account(runtime.db, email, role, PASSWORD, MORNING)
-
-
-def log_in(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:
-    page = client.get("/admin/login")
-    return client.post(
-        "/admin/login",
-        data={"csrf_token": csrf_of(page.get_data(as_text=True)), "email": email, "password": password},
-    )
-
-
-def enrol(client: FlaskClient, clock: Clock) -> str:
-    """Set up the second factor as a person would: read the key off the page, type the current code."""
-    page = client.get("/admin/account/two-factor").get_data(as_text=True)
-    secret = re.search(r'id="secret">([^<]+)<', page)
-    assert secret, page
-    key = secret.group(1).replace(" ", "")
-    done = client.post(
-        "/admin/account/two-factor",
-        data={"csrf_token": csrf_of(page), "code": accounts.current_code(key, clock().timestamp())},
-    )
-    assert done.status_code == 302, done.get_data(as_text=True)
-    return key
-
-
-def give_code(client: FlaskClient, key: str, clock: Clock) -> Any:
-    page = client.get("/admin/login/code").get_data(as_text=True)
-    return client.post(
-        "/admin/login/code",
-        data={"csrf_token": csrf_of(page), "code": accounts.current_code(key, clock().timestamp())},
-    )
-
-
-@pytest.fixture
-def signed_in(app: Flask, runtime: Runtime, clock: Clock) -> Callable[[str], FlaskClient]:
-    """A browser signed in with the given role (admins with their second factor set up)."""
-
-    def sign_in(role: str) -> FlaskClient:
-        client = app.test_client()
-        add(runtime, f"{role}@example.org", role)
-        assert log_in(client, f"{role}@example.org").status_code == 302
-        if role == "admin":
-            enrol(client, clock)
-        return client
-
-    return sign_in
-
-
-def form_page(client: FlaskClient, path: str = "/admin/") -> str:
-    response = client.get(path)
-    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    return csrf_of(response.get_data(as_text=True))
 
 
 # Who may reach what: every route, enumerated from the app itself
