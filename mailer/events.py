@@ -497,7 +497,7 @@ def mailout_timeline(
         return {"times": [], "series": {name: [] for name in TIMELINE_SERIES}}
     marks.sort()
     seconds = int(step.total_seconds())
-    first = int(marks[0][0].timestamp()) // seconds * seconds
+    first = int(marks[0][0].timestamp()) // seconds * seconds - seconds  # starts from nothing sent
     last = int(marks[-1][0].timestamp()) // seconds * seconds
     times = list(range(first, last + seconds, seconds))[:2000]  # a long tail is cut, never the memory
     series = {name: [0] * len(times) for name in TIMELINE_SERIES}

@@ -151,6 +151,7 @@ def test_a_campaign_run_from_the_dashboard(
     coordinator.wait_for_function("document.querySelector('#progress').dataset.state === 'finished'")
     assert coordinator.inner_text("[data-field=done]") == "١٢"
     assert len(list(runtime.settings.outbox_dir.glob("alert-*.eml"))) == 12
+    coordinator.wait_for_selector("#timeline-chart canvas")  # the report's chart, drawn by uPlot
     shoot(coordinator, "mailout-finished-ar")
 
     # One person erased, with a confirmation first.
@@ -194,6 +195,10 @@ def test_a_campaign_run_from_the_dashboard(
             ("mailouts", "/admin/mailouts"),
             ("mailout-new", "/admin/mailouts/new"),
             ("mailout", "/admin/mailouts/1"),
+            ("letters", "/admin/letters"),
+            ("suppressions", "/admin/suppressions"),
+            ("campaign", "/admin/campaigns/protect-hrds-iraq"),
+            ("edit", "/admin/campaigns/protect-hrds-iraq/edit/alert/" + code),
             ("account", "/admin/account"),
         ):
             phone.goto(live_server + path)

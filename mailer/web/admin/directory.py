@@ -12,6 +12,7 @@ from flask import g, redirect, request, url_for
 from mailer import events, letters, targets
 from mailer.errors import N_, MailerError
 from mailer.fields import FieldProblem, check_address
+from mailer.governorates import governorate_name
 from mailer.web.admin import access, audit, bp, now, page, problem_text
 from mailer.web.admin.people import upload_name
 from mailer.web.base import web
@@ -39,6 +40,7 @@ def _letters_page(status: int = 200, **context: Any) -> tuple[str, int]:
             {
                 **o,
                 "shown_institution": o["institution"].get(code) or o["institution"].get("en", ""),
+                "shown_governorate": governorate_name(o["governorate"], code) if o["governorate"] else None,
                 "bounced": o["status"] == "bounced" or o["email"] in bounced,
             }
             for o in officials

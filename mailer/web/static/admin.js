@@ -56,7 +56,7 @@
       return { label: name, stroke: colours[i % colours.length], width: 2 };
     }));
     var columns = [xs].concat(names.map(function (name) { return data.series[name]; }));
-    var width = Math.max(260, Math.min(box.clientWidth || 600, 900));
+    var width = Math.max(260, Math.min(box.clientWidth || box.parentNode.clientWidth || 320, 900));
     new window.uPlot({
       width: width,
       height: 260,
