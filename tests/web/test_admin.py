@@ -3,6 +3,7 @@ sessions, roles, CSRF and cross-site requests, and the pages' use-cases with the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -18,6 +19,7 @@ from mailer import accounts, privacy, supporters
 from mailer.runtime import Runtime
 from mailer.store import Database
 from mailer.vault import Vault
+from mailer.web import create_app
 from mailer.web.admin import ANYONE, COOKIE
 from tests.conftest import DATA_KEY
 from tests.web.conftest import MORNING, PASSWORD, Clock, add, csrf_of, enrol, form_page, give_code, log_in
@@ -477,3 +479,14 @@ def test_rekeying_moves_accounts_and_the_log_to_the_new_key(runtime: Runtime) ->
     assert accounts.audit_log(only)[0].origin == "192.0.2.7"
     assert accounts.authenticate(only, "coord@example.org", PASSWORD) is not None
     only.dispose()
+
+
+def test_a_write_only_process_has_no_dashboard(runtime: Runtime, app: Flask) -> None:
+    """The public pages run with the key's write-only form: there the dashboard does not exist at all."""
+    add(runtime, "coord@example.org", "coordinator")
+    write_only = Runtime(dataclasses.replace(runtime.settings, data_key=runtime.vault.public_form()))
+    client = create_app(write_only).test_client()
+    assert client.get("/admin/login").status_code == 404
+    assert client.post("/admin/login", data={}).status_code in (400, 404)
+    assert client.get("/en/protect-hrds-iraq").status_code == 200
+    write_only.close()

@@ -97,6 +97,10 @@ def safe_next(target: str | None) -> str:
 
 @bp.before_request
 def _guard() -> Any:
+    if not web().runtime.vault.can_read:
+        # A process with the key's write-only form (the public pages in production) has no dashboard:
+        # the dashboard runs where the full key is, ideally reachable only from the team's network.
+        abort(404)
     if request.method not in ("GET", "HEAD") and not _same_site():
         abort(403)
     view = current_app.view_functions.get(request.endpoint or "")
