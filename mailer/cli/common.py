@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mailer.config import Settings
+from mailer.demo_setup import demo_settings
 from mailer.errors import ImportRowError, MailerError
 from mailer.fields import forbidden_character
 from mailer.i18n import _, interface_translations
@@ -62,8 +64,9 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def runtime(check_schema: bool = True) -> Iterator[Runtime]:
-    rt = Runtime(Settings.from_env())
+def runtime(check_schema: bool = True, demo: Path | None = None) -> Iterator[Runtime]:
+    """The installation the environment describes, or the demo in a folder (``--demo``)."""
+    rt = Runtime(demo_settings(demo) if demo is not None else Settings.from_env())
     try:
         if check_schema:
             rt.db.check_current()

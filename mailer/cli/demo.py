@@ -79,6 +79,13 @@ def demo(
         out.print(
             _("Now write a letter as a supporter would: mailer serve --demo %(path)s") % {"path": folder}
         )
+        out.print(
+            _(
+                "Or run the campaign from the dashboard: mailer users add YOU@example.org --role admin "
+                "--demo %(path)s, then open http://127.0.0.1:8000/admin/"
+            )
+            % {"path": folder}
+        )
     finally:
         rt.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +20,9 @@ users_app = typer.Typer(
 
 RoleOption = Annotated[
     str, typer.Option("--role", help=_("viewer, coordinator or admin (each may do what the one before may)."))
+]
+DemoOption = Annotated[
+    Path | None, typer.Option("--demo", help=_("The accounts of `mailer demo`'s database in this folder."))
 ]
 PasswordStdin = Annotated[
     bool,
@@ -44,11 +48,16 @@ def _now() -> dt.datetime:
 
 @users_app.command("add")
 @reports_errors
-def users_add(email: str, role: RoleOption = "coordinator", password_stdin: PasswordStdin = False) -> None:
+def users_add(
+    email: str,
+    role: RoleOption = "coordinator",
+    password_stdin: PasswordStdin = False,
+    demo: DemoOption = None,
+) -> None:
     """Add an account (an admin sets up two-factor sign-in at their first sign-in)."""
     accounts.check_role(role)
     password = accounts.check_password(_read_password(password_stdin))
-    with runtime() as rt:
+    with runtime(demo=demo) as rt:
         account = accounts.add_account(rt.db, email, role, password, _now())
         accounts.record(rt.db, None, "account.add", f"account {account.id}", {"role": role})
     out.print(
@@ -58,9 +67,9 @@ def users_add(email: str, role: RoleOption = "coordinator", password_stdin: Pass
 
 @users_app.command("list")
 @reports_errors
-def users_list(as_json: JsonOption = False) -> None:
+def users_list(as_json: JsonOption = False, demo: DemoOption = None) -> None:
     """Every account, its role and whether it has a second factor."""
-    with runtime() as rt:
+    with runtime(demo=demo) as rt:
         rows = accounts.list_accounts(rt.db)
     if as_json:
         emit_json([row.to_json() for row in rows])
@@ -82,9 +91,9 @@ def users_list(as_json: JsonOption = False) -> None:
 
 @users_app.command("remove")
 @reports_errors
-def users_remove(email: str) -> None:
+def users_remove(email: str, demo: DemoOption = None) -> None:
     """Remove an account: it can never sign in again (the audit log keeps its name)."""
-    with runtime() as rt:
+    with runtime(demo=demo) as rt:
         account = accounts.remove_account(rt.db, email, _now())
         accounts.record(rt.db, None, "account.remove", f"account {account.id}")
     out.print(plain(_("Account %(email)s removed.") % {"email": account.email}))
@@ -99,10 +108,11 @@ def users_reset_password(
         bool,
         typer.Option("--reset-two-factor", help=_("Also forget the second factor (a lost phone).")),
     ] = False,
+    demo: DemoOption = None,
 ) -> None:
     """Set a new password; every session of the account ends."""
     password = accounts.check_password(_read_password(password_stdin))
-    with runtime() as rt:
+    with runtime(demo=demo) as rt:
         account = accounts.reset_password(rt.db, email, password, reset_two_factor)
         accounts.record(
             rt.db,
