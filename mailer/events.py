@@ -476,8 +476,9 @@ def campaign_report(db: Database, slug: str) -> dict[str, Any]:
     }
 
 
-#: What a mailout's timeline draws, cumulatively: handed to the provider, then what the provider reported.
-TIMELINE_SERIES = ("sent", "delivered", "deferred", "bounced", "dropped", "complained")
+#: What a mailout's timeline draws, cumulatively: handed to the provider, what the provider reported, and
+#: what failed or stayed unknown.
+TIMELINE_SERIES = ("sent", "delivered", "deferred", "bounced", "dropped", "complained", "failed", "unknown")
 
 
 def mailout_timeline(
@@ -488,11 +489,13 @@ def mailout_timeline(
     with db.session() as session:
         moments = repo.message_moments(session, mailout_id)
     marks: list[tuple[dt.datetime, str]] = []
-    for sent_at, delivery, delivery_at, _status in moments:
+    for sent_at, delivery, delivery_at, status, changed_at in moments:
         if sent_at is not None:
             marks.append((sent_at, "sent"))
         if delivery in TIMELINE_SERIES and delivery_at is not None:
             marks.append((delivery_at, delivery))
+        if status in ("failed", "unknown"):  # never handed over, or not known to have been
+            marks.append((changed_at, status))
     if not marks:
         return {"times": [], "series": {name: [] for name in TIMELINE_SERIES}}
     marks.sort()

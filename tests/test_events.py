@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 
 from mailer import campaigns, events, mailouts
 from mailer.config import Settings
@@ -533,3 +534,33 @@ def test_a_body_reserialised_by_a_proxy_is_refused(web: FlaskClient, sent: Runti
     assert count(sent, Event) == 0
     assert web.post("/webhooks/sendgrid", data=body, headers=headers).status_code == 200
     assert count(sent, Event) == 1
+
+
+def test_a_mailout_timeline_counts_each_outcome_once_and_cumulatively(sent: Runtime) -> None:
+    """The dashboard's chart: handed over, then what the provider said, hour by hour, never counted twice."""
+    ids = message_ids(sent)
+    start = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
+    with sent.db.session() as session:
+        session.execute(sa_update(Message).values(sent_at=start + dt.timedelta(minutes=5)))
+        session.execute(
+            sa_update(Message)
+            .where(Message.id.in_(ids[:30]))
+            .values(delivery="delivered", delivery_at=start + dt.timedelta(hours=1, minutes=10))
+        )
+        session.execute(
+            sa_update(Message)
+            .where(Message.id.in_(ids[30:32]))
+            .values(delivery="bounced", delivery_at=start + dt.timedelta(hours=2, minutes=50))
+        )
+    timeline = events.mailout_timeline(sent.db, 1)
+    hour = 3600
+    first = int(start.timestamp()) - hour
+    assert timeline["times"] == [first, first + hour, first + 2 * hour, first + 3 * hour]
+    assert timeline["series"]["sent"] == [0, 40, 40, 40]
+    assert timeline["series"]["delivered"] == [0, 0, 30, 30]
+    assert timeline["series"]["bounced"] == [0, 0, 0, 2]
+    assert timeline["series"]["failed"] == [0, 0, 0, 0]
+    assert events.mailout_timeline(sent.db, 999) == {
+        "times": [],
+        "series": {key: [] for key in events.TIMELINE_SERIES},
+    }

@@ -1032,12 +1032,12 @@ def delivery_counts(session: Session, mailout_id: int) -> dict[str, dict[str, in
 
 def message_moments(
     session: Session, mailout_id: int
-) -> list[tuple[dt.datetime | None, str | None, dt.datetime | None, str]]:
-    """(sent at, delivery state, delivery at, status) of each message of a mailout, for its timeline."""
-    query = select(Message.sent_at, Message.delivery, Message.delivery_at, Message.status).where(
-        Message.mailout_id == mailout_id
-    )
-    return [(a, b, c, d) for a, b, c, d in session.execute(query)]
+) -> list[tuple[dt.datetime | None, str | None, dt.datetime | None, str, dt.datetime]]:
+    """(sent at, delivery state, delivery at, status, last change) of each message of a mailout."""
+    query = select(
+        Message.sent_at, Message.delivery, Message.delivery_at, Message.status, Message.updated_at
+    ).where(Message.mailout_id == mailout_id)
+    return [(a, b, c, d, e) for a, b, c, d, e in session.execute(query)]
 
 
 def unsubscribed_counts(session: Session, mailout_id: int) -> dict[str, int]:
