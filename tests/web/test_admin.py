@@ -4,6 +4,7 @@ sessions, roles, CSRF and cross-site requests, and the pages' use-cases with the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 import re
@@ -490,3 +491,35 @@ def test_a_write_only_process_has_no_dashboard(runtime: Runtime, app: Flask) -> 
     assert client.post("/admin/login", data={}).status_code in (400, 404)
     assert client.get("/en/protect-hrds-iraq").status_code == 200
     write_only.close()
+
+
+def test_an_admin_purges_what_retention_no_longer_allows(
+    signed_in: Callable[[str], FlaskClient], runtime: Runtime, clock: Clock
+) -> None:
+    """The sweep's hourly purge, on demand, with what is due shown first; keys are only named, never shown."""
+    from mailer import letters
+
+    client = signed_in("admin")
+    page = client.get("/admin/accounts").get_data(as_text=True)
+    assert runtime.vault.current.kid in page
+    assert (runtime.settings.data_key or "x") not in page
+    form = letters.check_form(
+        {
+            "name": "Old Writer",
+            "email": "old@example.net",
+            "governorate": "Basra",
+            "share": "name",
+            "subject": "Drop the lawsuits",
+            "body": "Dear officials, please drop the lawsuits against the Basra defenders.",
+        },
+        "protect-hrds-iraq",
+        "en",
+    )
+    letters.start_letter(runtime.db, runtime.backend, form, clock=lambda: MORNING - dt.timedelta(days=5))
+    due = client.get("/admin/accounts").get_data(as_text=True)
+    assert re.search(r"past their link.s expiry</dt><dd>1</dd>", due), due
+    client.post("/admin/retention/purge", data={"csrf_token": form_page(client, "/admin/accounts")})
+    assert accounts.audit_log(runtime.db)[0].action == "privacy.purge"
+    assert accounts.audit_log(runtime.db)[0].detail["unconfirmed_letters"] == 1
+    after = client.get("/admin/accounts").get_data(as_text=True)
+    assert re.search(r"past their link.s expiry</dt><dd>0</dd>", after)

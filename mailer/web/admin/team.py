@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import g, redirect, request, url_for
 
-from mailer import accounts
+from mailer import accounts, privacy
 from mailer.errors import MailerError
 from mailer.web.admin import access, audit, bp, now, page, problem_text
 from mailer.web.base import web
@@ -16,12 +16,19 @@ AUDIT_PAGE = 100
 
 
 def _accounts_page(status: int = 200, **context: Any) -> tuple[str, int]:
-    defaults: dict[str, Any] = {"problem": None, "created": None, "password": None}
+    rt = web().runtime
+    defaults: dict[str, Any] = {"problem": None, "created": None, "password": None, "purged": None}
     return page(
         "admin/accounts.html",
         status,
-        accounts=accounts.list_accounts(web().runtime.db),
+        accounts=accounts.list_accounts(rt.db),
         roles=accounts.ROLES,
+        # The keys are made and rotated on the command line only: a key shown in a browser would live on in
+        # its memory and history. Here, which keys are in use, and what retention would delete now.
+        key_ids=list(rt.vault.kids()),
+        current_key=rt.vault.current.kid,
+        retention=rt.retention,
+        due=privacy.purge(rt.db, rt.retention, now(), dry_run=True),
         **{**defaults, **context},
     )
 
@@ -72,6 +79,15 @@ def account_remove(account_id: int) -> Any:
         return _accounts_page(400, problem=problem_text(error))
     audit("account.remove", f"account {account_id}")
     return redirect(url_for("admin.account_list"))
+
+
+@bp.post("/retention/purge")
+@access("admin")
+def retention_purge() -> Any:
+    """What the sweep does every hour, now (after an import of old data, before an audit...)."""
+    report = privacy.purge(web().runtime.db, web().runtime.retention, now())
+    audit("privacy.purge", "", **report.as_dict())
+    return _accounts_page(purged=report)
 
 
 @bp.get("/audit")
