@@ -272,6 +272,26 @@ def test_the_language_is_remembered_for_the_person(
     assert '<html lang="ckb" dir="rtl">' in other.get("/admin/").get_data(as_text=True)
 
 
+def test_every_page_an_admin_opens_has_a_plain_title_and_one_heading_in_every_language(
+    app: Flask, signed_in: Callable[[str], FlaskClient]
+) -> None:
+    """A tab's title is text, never markup a template put in the wrong block."""
+    client = signed_in("admin")
+    pages = [path for method, path, level in admin_routes(app) if method == "GET" and level != ANYONE]
+    for code in ("en", "ar", "ckb", "kmr"):
+        client.post("/admin/language", data={"csrf_token": form_page(client), "code": code})
+        for path in pages:
+            answer = client.get(path)
+            if answer.status_code != 200 or answer.mimetype != "text/html":
+                continue
+            html = answer.get_data(as_text=True)
+            title = re.search(r"<title>(.*?)</title>", html, re.S)
+            assert title, (code, path)
+            assert "<" not in title.group(1), (code, path)
+            assert title.group(1).strip(), (code, path)
+            assert html.count("<h1") == 1, (code, path)
+
+
 # Roles and personal data
 
 
