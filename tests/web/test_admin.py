@@ -266,10 +266,10 @@ def test_the_language_is_remembered_for_the_person(
     client = signed_in("viewer")
     client.post("/admin/language", data={"csrf_token": form_page(client), "code": "ckb", "next": "/admin/"})
     page = client.get("/admin/").get_data(as_text=True)
-    assert '<html lang="ckb" dir="rtl">' in page
+    assert '<html lang="ckb" dir="rtl"' in page
     other = app.test_client()  # another browser, same person
     log_in(other, "viewer@example.org")
-    assert '<html lang="ckb" dir="rtl">' in other.get("/admin/").get_data(as_text=True)
+    assert '<html lang="ckb" dir="rtl"' in other.get("/admin/").get_data(as_text=True)
 
 
 def test_every_page_an_admin_opens_has_a_plain_title_and_one_heading_in_every_language(

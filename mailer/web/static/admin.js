@@ -57,12 +57,24 @@
     }));
     var columns = [xs].concat(names.map(function (name) { return data.series[name]; }));
     var width = Math.max(260, Math.min(box.clientWidth || box.parentNode.clientWidth || 320, 900));
+    // Ticks in the page's language and digits: days on the Baghdad calendar, hours in UTC as captioned;
+    // counts are whole numbers, so the steps are too.
+    var root = document.documentElement;
+    var lang = (root.lang || "en") + "-u-nu-" + (root.getAttribute("data-digits") || "latn");
+    var when = new Intl.DateTimeFormat(lang, data.kind === "days"
+      ? { month: "short", day: "numeric", timeZone: "Asia/Baghdad" }
+      : { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
+    var count = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
+    var steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
     new window.uPlot({
       width: width,
       height: 260,
       series: series,
       scales: { x: { time: true } },
-      axes: [{}, { size: 50 }],
+      axes: [
+        { values: function (u, ticks) { return ticks.map(function (t) { return when.format(t * 1000); }); } },
+        { size: 60, incrs: steps, values: function (u, ticks) { return ticks.map(function (n) { return count.format(n); }); } },
+      ],
       legend: { live: false },
     }, columns, box);
   });
