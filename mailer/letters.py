@@ -21,6 +21,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.content import markdown_to_html, markdown_to_text, substitute
@@ -203,6 +204,13 @@ def targets_for(db: Database, slug: str, governorate: str | None) -> list[Target
 @dataclass(frozen=True)
 class Started:
     letter_id: int
+    #: The same form post came before: nothing new was stored and no second confirmation goes out.
+    repeated: bool = False
+
+
+def letter_by_submission(db: Database, submission: str) -> int | None:
+    with db.session() as session:
+        return repo.letter_id_by_submission(session, submission)
 
 
 def start_letter(
@@ -210,10 +218,26 @@ def start_letter(
     backend: TaskBackend,
     form: LetterForm,
     clock: Clock | None = None,
+    submission: str | None = None,
 ) -> Started:
     """Store the letter and send the confirmation to the address given. Nothing else changes: an
-    unconfirmed form neither subscribes anyone nor alters what we know of a supporter."""
-    now = (clock or utc_now)()
+    unconfirmed form neither subscribes anyone nor alters what we know of a supporter.
+
+    ``submission`` names the form post (see :attr:`Letter.submission`): a post seen before, even one still
+    being stored by another process, answers with the first letter and sends nothing more."""
+    if submission is not None and (earlier := letter_by_submission(db, submission)) is not None:
+        return Started(earlier, repeated=True)
+    try:
+        letter_id = _store_letter(db, form, (clock or utc_now)(), submission)
+    except IntegrityError:
+        if submission is None or (earlier := letter_by_submission(db, submission)) is None:
+            raise
+        return Started(earlier, repeated=True)
+    dispatch_letters(db, backend, clock)
+    return Started(letter_id)
+
+
+def _store_letter(db: Database, form: LetterForm, now: dt.datetime, submission: str | None) -> int:
     with db.session() as session:
         campaign = repo.get_campaign(session, form.campaign)
         letter_content = repo.get_content(session, campaign.id, "letter", form.locale)
@@ -256,6 +280,7 @@ def start_letter(
             texts=texts,
             status="pending",
             created_at=now,
+            submission=submission,
         )
         session.add(letter)
         session.flush()
@@ -266,8 +291,7 @@ def start_letter(
             session,
             [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now)],
         )
-    dispatch_letters(db, backend, clock)
-    return Started(letter_id)
+    return letter_id
 
 
 def confirmation_token(signer: TokenSigner, letter_id: int, key: str) -> str:

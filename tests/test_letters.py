@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -300,3 +301,24 @@ def test_what_the_writer_confirms_is_what_is_sent_whatever_is_reloaded(rt: Runti
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "نص جديد لم يره الكاتب" not in text
         assert "أكتب" in text
+
+
+def test_the_same_post_from_many_threads_at_once_makes_one_letter(rt: Runtime) -> None:
+    """A double click reaching two server processes together: the database decides, one letter wins."""
+    form = prefilled(rt, "en")
+    start = threading.Barrier(4)
+    results: list[letters.Started] = []
+
+    def post() -> None:
+        start.wait()
+        results.append(letters.start_letter(rt.db, rt.backend, form, clock=lambda: MORNING, submission="p1"))
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    assert len({r.letter_id for r in results}) == 1
+    assert sorted(r.repeated for r in results) == [False, True, True, True]
+    assert len(outbox(rt, "confirm")) == 1

@@ -273,6 +273,9 @@ class Letter(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # A keyed hash of the form post that made the letter (the page it came from and every field): the
+    # same post twice (a double click, a reload that resubmits) finds this letter instead of making another.
+    submission: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class Message(Base):

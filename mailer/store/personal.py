@@ -87,7 +87,9 @@ def forget_letters(session: Session, letter_ids: Sequence[int], now: dt.datetime
     """The words and the letter's own key go; the letter, its officials and its counts stay."""
     for chunk in chunks(letter_ids):
         session.execute(
-            update(Letter).where(Letter.id.in_(chunk)).values(private=None, key=None, purged_at=now)
+            update(Letter)
+            .where(Letter.id.in_(chunk))
+            .values(private=None, key=None, submission=None, purged_at=now)
         )
 
 

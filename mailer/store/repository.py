@@ -771,6 +771,10 @@ def supporter_id_by_index(session: Session, email_index: str) -> int | None:
     return session.scalar(select(Supporter.id).where(Supporter.email_index == email_index))
 
 
+def letter_id_by_submission(session: Session, submission: str) -> int | None:
+    return session.scalar(select(Letter.id).where(Letter.submission == submission))
+
+
 def get_letter(session: Session, letter_id: int) -> Letter:
     letter = session.get(Letter, letter_id)
     if letter is None:

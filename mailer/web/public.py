@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from mailer.i18n import format_number, translations
 from mailer.locales import REGISTRY, get_locale
 from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 from mailer.web.base import web
-from mailer.web.limits import client_bucket
+from mailer.web.limits import KeyedHash, client_bucket
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,10 @@ def altcha_challenge() -> Any:
     }
 
 
-def proof_is_valid(payload: str) -> bool:
-    """A solved challenge, not expired, and never used before (by any process of this installation)."""
+def proof_is_valid(payload: str, submission: str) -> bool:
+    """A solved challenge, not expired, and never used before (by any process of this installation) for
+    another post. The same post sent twice (a double click) carries the same proof: that is the same
+    letter asking again, answered as the first time, not a replay."""
     proof = read_proof(payload)
     if proof is None:
         return False
@@ -164,7 +167,20 @@ def proof_is_valid(payload: str) -> bool:
         web().runtime.settings.require_secret_keys()[0],
         check_expires=True,
     )
-    return ok and web().throttle.spend_once("altcha", proof["signature"], PROOF_SPENT_SECONDS)
+    if not ok:
+        return False
+    throttle = web().throttle
+    if not throttle.spend_once("altcha_post", f"{proof['signature']}\x1f{submission}", PROOF_SPENT_SECONDS):
+        return True
+    return throttle.spend_once("altcha", proof["signature"], PROOF_SPENT_SECONDS)
+
+
+def submission_key(slug: str, raw: dict[str, str]) -> str:
+    """Names one form post: the page load it came from (a random ``post_id`` in the form) and every
+    field. Keyed, so the stored name tells nothing about what was written."""
+    keyed = KeyedHash(web().runtime.settings.require_secret_keys()[0])
+    page_load = request.form.get("post_id", "")[:64]
+    return keyed("letter", g.locale.code, slug, page_load, *raw.values())
 
 
 def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
@@ -172,6 +188,7 @@ def action_context(slug: str, values: dict[str, str], problems: dict[str, Mailer
     page = letters.action_page(web().runtime.db, slug, code, translations(code).gettext("friend"))
     return {
         "slug": slug,
+        "post_id": secrets.token_urlsafe(16),
         "campaign_title": page.title,
         "alert_html": page.alert_html,
         "available": [REGISTRY[c] for c in page.locales],
@@ -212,8 +229,9 @@ def action_submit(locale: str, slug: str) -> Any:
     }
     if request.form.get("website"):  # the honeypot: people never see it, robots fill it
         return message("check_inbox")
+    submission = submission_key(slug, raw)
     proof = request.form.get("altcha", "")
-    if proof and not proof_is_valid(proof):
+    if proof and not proof_is_valid(proof, submission):
         problems = {
             "altcha": MailerError(N_("the anti-robot check failed; please reload the page and try again"))
         }
@@ -222,6 +240,8 @@ def action_submit(locale: str, slug: str) -> Any:
     allowed, retry_after = throttle.hit(name, client_bucket(web().client_ip()), LIMITS[name])
     if not allowed:
         return too_many(retry_after)
+    if letters.letter_by_submission(rt.db, submission) is not None:
+        return message("check_inbox")  # this very post made a letter: its confirmation is on its way
     try:
         form = letters.check_form(raw, slug, g.locale.code)
     except letters.FormError as error:
@@ -238,7 +258,7 @@ def action_submit(locale: str, slug: str) -> Any:
         # Same answer as success: the page must not tell whether this address is being used.
         return message("check_inbox")
     try:
-        letters.start_letter(rt.db, QueueWhenBack(rt.backend), form, clock=rt.clock)
+        letters.start_letter(rt.db, QueueWhenBack(rt.backend), form, clock=rt.clock, submission=submission)
     except NotFoundError:
         abort(404)
     except MailerError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ PAGE = "/{code}/protect-hrds-iraq"
 def good_form(token: str, **changes: str) -> dict[str, str]:
     return {
         "csrf_token": token,
+        "post_id": secrets.token_urlsafe(8),  # a page load of its own, as the page's random value says
         "name": "Rojda Şêxo",
         "email": "rojda@example.com",
         "governorate": "Duhok",
@@ -232,6 +234,39 @@ def test_a_replayed_proof_is_refused(client: FlaskClient, runtime: Runtime) -> N
     assert (first.status_code, again.status_code) == (200, 400)
     assert "anti-robot" in again.get_data(as_text=True)
     assert count(runtime, Letter) == 1
+
+
+def test_the_same_post_twice_gets_the_same_answer_and_one_confirmation(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """A double click: the browser shows the second answer, which must be as true as the first."""
+    token = csrf_of(client.get(PAGE.format(code="ar")).get_data(as_text=True))
+    form = good_form(token, altcha=solved_proof())
+    first = client.post(PAGE.format(code="ar"), data=form)
+    again = client.post(PAGE.format(code="ar"), data=form)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.get_data(as_text=True) == first.get_data(as_text=True)
+    assert count(runtime, Letter) == 1
+    assert len(outbox(runtime, "confirm")) == 1
+
+
+def test_the_same_post_twice_without_javascript_makes_one_letter(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+    form = good_form(token)
+    answers = [client.post(PAGE.format(code="en"), data=form) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert count(runtime, Letter) == 1
+    assert len(outbox(runtime, "confirm")) == 1
+
+
+def test_the_same_letter_from_a_new_page_load_is_a_new_letter(client: FlaskClient, runtime: Runtime) -> None:
+    """Someone who reloads the page and writes again means it: only the very same post is folded."""
+    for _ in range(2):
+        token = csrf_of(client.get(PAGE.format(code="en")).get_data(as_text=True))
+        assert client.post(PAGE.format(code="en"), data=good_form(token)).status_code == 200
+    assert count(runtime, Letter) == 2
 
 
 FIELDS = ["algorithm", "challenge", "number", "salt", "signature"]
