@@ -28,7 +28,13 @@ from mailer.store.models import SLUG
 
 MANIFEST = "campaign.yaml"
 #: The kinds of text a campaign holds, and the placeholders each may use.
-KINDS: dict[str, frozenset[str]] = {"alert": frozenset(PLACEHOLDERS), "letter": frozenset()}
+#: A ``page`` is the action page's own short text (what happened, what we ask); its ``subject:`` is the
+#: line shown when the page is shared. Without one, the page shows the alert.
+KINDS: dict[str, frozenset[str]] = {
+    "alert": frozenset(PLACEHOLDERS),
+    "letter": frozenset(),
+    "page": frozenset(),
+}
 TRANSLATION_STATUSES = ("source", "draft", "reviewed")
 MANIFEST_KEYS = (
     "slug",
@@ -39,7 +45,12 @@ MANIFEST_KEYS = (
     "tracking",
     "targets",
     "pacing",
+    "organisation",
+    "goal",
 )
+#: The largest goal a campaign may set for its letters (a typo such as 10000000 is caught).
+MAX_GOAL = 1_000_000
+_HTTPS_URL = re.compile(r"^https://[^\s<>\"'\\]{3,290}$")
 # "08:00-20:00"; an end of "24:00" means until midnight ("00:00-24:00": at any hour).
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
@@ -213,6 +224,17 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
         )
     _check_targets(data.get("targets"), problems, line_of)
     _check_pacing(data.get("pacing"), problems, line_of)
+    _check_organisation(data.get("organisation"), problems, line_of)
+    goal = data.get("goal")
+    if goal is not None and (
+        not isinstance(goal, int) or isinstance(goal, bool) or not 1 <= goal <= MAX_GOAL
+    ):
+        problems.add(
+            MANIFEST,
+            line_of("goal"),
+            N_("goal must be a whole number of letters from 1 to %(max)d"),
+            max=MAX_GOAL,
+        )
     contents = _read_contents(folder, problems)
     problems.raise_if_any()
     return CampaignSpec(
@@ -254,6 +276,25 @@ def _check_targets(value: Any, problems: _Problems, line_of: Any) -> None:
             )
 
 
+def _check_organisation(value: Any, problems: _Problems, line_of: Any) -> None:
+    """Who asks: shown at the top of the action page and in its footer, in each locale."""
+    if value is None:
+        return
+    if not isinstance(value, dict) or "name" not in value or set(value) - {"name", "url"}:
+        problems.add(
+            MANIFEST,
+            line_of("organisation"),
+            N_("organisation must have name: {locale: text} and may have url: https://..."),
+        )
+        return
+    _locale_mapping(value["name"], "organisation", problems, line_of, ("organisation", "name"))
+    url = value.get("url")
+    if url is not None and not (isinstance(url, str) and _HTTPS_URL.match(url)):
+        problems.add(
+            MANIFEST, line_of("organisation", "url"), N_("organisation url must be an https:// address")
+        )
+
+
 def _check_pacing(value: Any, problems: _Problems, line_of: Any) -> None:
     if value is None:
         return
@@ -267,12 +308,16 @@ def _check_pacing(value: Any, problems: _Problems, line_of: Any) -> None:
         )
 
 
-def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> dict[str, str]:
+def _locale_mapping(
+    value: Any, key: str, problems: _Problems, line_of: Any, path: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """{locale: one line of text}; ``path`` is where the mapping sits in the manifest (``key`` by default)."""
+    where = path or (key,)
     if value is None:
-        problems.add(MANIFEST, line_of(key), N_("%(key)s is missing: give one entry per locale"), key=key)
+        problems.add(MANIFEST, line_of(*where), N_("%(key)s is missing: give one entry per locale"), key=key)
         return {}
     if not isinstance(value, dict):
-        problems.add(MANIFEST, line_of(key), N_("%(key)s must map each locale to a text"), key=key)
+        problems.add(MANIFEST, line_of(*where), N_("%(key)s must map each locale to a text"), key=key)
         return {}
     result: dict[str, str] = {}
     for raw_code, text in value.items():
@@ -280,13 +325,13 @@ def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> 
             code = get_locale(str(raw_code)).code
         except LocaleError as err:
             problems.add(
-                MANIFEST, line_of(key, str(raw_code)), N_("%(key)s: %(reason)s"), key=key, reason=err
+                MANIFEST, line_of(*where, str(raw_code)), N_("%(key)s: %(reason)s"), key=key, reason=err
             )
             continue
         if not isinstance(text, str) or not text.strip():
             problems.add(
                 MANIFEST,
-                line_of(key, str(raw_code)),
+                line_of(*where, str(raw_code)),
                 N_("%(key)s.%(code)s must be a non-empty text"),
                 key=key,
                 code=raw_code,
@@ -297,7 +342,7 @@ def _locale_mapping(value: Any, key: str, problems: _Problems, line_of: Any) -> 
         except FieldProblem as refused:
             problems.add(
                 MANIFEST,
-                line_of(key, str(raw_code)),
+                line_of(*where, str(raw_code)),
                 N_("%(key)s: %(reason)s"),
                 key=f"{key}.{code}",
                 reason=refused,

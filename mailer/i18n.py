@@ -11,10 +11,12 @@ import datetime as dt
 import gettext as _gettext
 import io
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 from babel.dates import format_date as _babel_format_date
+from babel.lists import format_list as _babel_format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -83,6 +85,20 @@ def format_number(value: float, code: str) -> str:
     # Babel picks the numbering system's separators but always writes ASCII digits.
     formatted = format_decimal(value, locale=locale.babel, numbering_system=locale.numbering_system)
     return locale.localize_digits(formatted)
+
+
+#: Where CLDR has no list pattern of its own (Babel falls back to "A, B, C" with Latin commas), ours:
+#: (separator, before the last item).
+_LIST_PATTERNS = {"ckb": ("، ", " و ")}
+
+
+def format_list(items: Sequence[str], code: str) -> str:
+    """Items joined as the locale joins them ("A، B و C" in Sorani, "A وB وC" in Arabic)."""
+    locale = get_locale(code)
+    if locale.code in _LIST_PATTERNS and len(items) > 1:
+        separator, last = _LIST_PATTERNS[locale.code]
+        return separator.join(items[:-1]) + last + items[-1]
+    return _babel_format_list(list(items), locale=locale.babel)
 
 
 def format_date(value: dt.date, code: str, style: str = "long") -> str:

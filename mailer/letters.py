@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from html import escape
@@ -696,20 +696,35 @@ def letter_preview(db: Database, signer: TokenSigner, token: str) -> LetterPrevi
 
 
 @dataclass(frozen=True)
+class Official:
+    """An official as a supporter sees them on the page: title and institution in the page's language."""
+
+    title: str
+    institution: str
+
+
+@dataclass(frozen=True)
 class ActionPage:
     """What the action page of a campaign shows in one language."""
 
     slug: str
     title: str
-    alert_html: str
+    organisation: str | None  # who asks, in this language
+    organisation_url: str | None
+    intro_html: str  # the page's own text, or the alert when the campaign has none in this language
+    share_text: str  # the line a shared link carries
     subject: str
     body: str
-    fixed: list[tuple[str, str]]  # (title, institution) of the officials every letter reaches
-    local: list[
-        tuple[str, list[tuple[str, str]]]
-    ]  # (governorate, officials) for the ones chosen by governorate
+    fixed: list[Official]  # every letter reaches these
+    # The officials a governorate adds ({governorate key: officials}), only governorates that add some.
+    local: dict[str, list[Official]]
     sent: int
+    goal: int | None
     locales: list[str]  # the languages this page exists in
+
+    def officials_for(self, governorate: str | None) -> list[Official]:
+        """Who a letter from this governorate reaches (the fixed ones when it adds none)."""
+        return self.fixed + self.local.get(governorate or "", [])
 
 
 def action_page(db: Database, slug: str, code: str, greeting_name: str) -> ActionPage:
@@ -720,15 +735,20 @@ def action_page(db: Database, slug: str, code: str, greeting_name: str) -> Actio
         available = [c for c in LOCALE_CODES if ("alert", c) in kinds and ("letter", c) in kinds]
         if code not in available:
             raise NotFoundError(N_("the campaign has no %(kind)s in %(code)s"), kind="letter", code=code)
-        alert = repo.get_content(session, campaign.id, "alert", code)
+        intro = repo.get_content(session, campaign.id, "page" if ("page", code) in kinds else "alert", code)
         letter = repo.get_content(session, campaign.id, "letter", code)
         targeting = campaign_targeting(campaign)
-        fixed = repo.active_targets(session, list(targeting.fixed))
-        local = [
-            (g, repo.active_targets(session, list(slugs))) for g, slugs in targeting.by_governorate.items()
-        ]
+
+        def seen(slugs: Sequence[str]) -> list[Official]:
+            return [Official(t.title[code], t.institution[code]) for t in repo.active_targets(session, slugs)]
+
+        fixed = seen(targeting.fixed)
+        local = {g: officials for g, slugs in targeting.by_governorate.items() if (officials := seen(slugs))}
         sent = repo.letters_sent_count(session, campaign.id)
         title = campaign.title.get(code) or campaign.title[campaign.default_locale]
+        manifest = dict(campaign.manifest)
+    organisation = manifest.get("organisation") or {}
+    names = organisation.get("name") or {}
     values = {
         "first_name": greeting_name,
         "name": greeting_name,
@@ -736,20 +756,20 @@ def action_page(db: Database, slug: str, code: str, greeting_name: str) -> Actio
         "unsubscribe_url": "#",
         "governorate": "",
     }
-    alert_html = substitute(markdown_to_html(alert.body, get_locale(code).is_rtl), values, for_html=True)
+    intro_html = substitute(markdown_to_html(intro.body, get_locale(code).is_rtl), values, for_html=True)
     return ActionPage(
         slug=slug,
         title=title,
-        alert_html=alert_html,
+        organisation=names.get(code) or names.get(campaign.default_locale),
+        organisation_url=organisation.get("url"),
+        intro_html=intro_html,
+        share_text=intro.subject if intro.kind == "page" else title,
         subject=letter.subject,
         body=letter.body.strip(),
-        fixed=[(t.title[code], t.institution[code]) for t in fixed],
-        local=[
-            (governorate_name(g, code), [(t.title[code], t.institution[code]) for t in ts])
-            for g, ts in local
-            if ts
-        ],
+        fixed=fixed,
+        local=local,
         sent=sent,
+        goal=manifest.get("goal"),
         locales=available,
     )
 

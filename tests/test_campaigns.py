@@ -23,7 +23,7 @@ def test_seed_campaign_is_complete_and_marked_draft() -> None:
     assert spec.locales == ("en", "ar", "ckb", "kmr")
     assert spec.translation_status == {"en": "source", "ar": "draft", "ckb": "draft", "kmr": "draft"}
     assert {(c.kind, c.locale) for c in spec.contents} == {
-        (kind, code) for kind in ("alert", "letter") for code in ("en", "ar", "ckb", "kmr")
+        (kind, code) for kind in ("alert", "letter", "page") for code in ("en", "ar", "ckb", "kmr")
     }
     english = next(c for c in spec.contents if c.kind == "alert" and c.locale == "en")
     assert "Jassem Al-Amiri" in english.body
@@ -104,3 +104,36 @@ def test_manifest_typos_and_bad_tracking_are_caught(tmp_path: Path) -> None:
         campaigns.parse_campaign_folder(folder)
     assert "unknown key(s) default_lcoale" in str(caught.value)
     assert "tracking must be" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected", "on_line_with"),
+    [
+        ("goal: 1000", "goal: 10000000", "goal must be a whole number of letters from 1 to 1000000", "goal:"),
+        ("goal: 1000", "goal: yes", "goal must be a whole number", "goal:"),
+        ("goal: 1000", "goal: -5", "goal must be a whole number", "goal:"),
+        ('url: "https://example.org/"', 'url: "javascript:alert(1)"', "organisation url must be", "url:"),
+        (
+            'url: "https://example.org/"',
+            'url: "https://example.org/\\"><script>"',
+            "organisation url",
+            "url:",
+        ),
+        ('url: "https://example.org/"', "logo: x.png", "organisation must have name", "organisation:"),
+        ('    en: "Example Solidarity Network"', '    en: "\u202eExample"', "organisation.en", "Example"),
+    ],
+)
+def test_who_asks_and_the_goal_are_checked_and_named_by_line(
+    tmp_path: Path, replace: str, by: str, expected: str, on_line_with: str
+) -> None:
+    folder = copy_seed(tmp_path)
+    manifest = folder / "campaign.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    assert replace in text
+    text = text.replace(replace, by)
+    manifest.write_text(text, encoding="utf-8")
+    line = next(i for i, row in enumerate(text.splitlines(), start=1) if on_line_with in row)
+    with pytest.raises(CampaignError) as caught:
+        campaigns.parse_campaign_folder(folder)
+    assert expected in str(caught.value)
+    assert f"campaign.yaml:{line}:" in str(caught.value)

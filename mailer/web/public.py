@@ -27,8 +27,8 @@ from wtforms import ValidationError
 from mailer import campaigns, events, letters, privacy
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import mailbox_key
-from mailer.governorates import GOVERNORATES, governorate_name
-from mailer.i18n import format_number, translations
+from mailer.governorates import GOVERNORATES, find_governorate, governorate_name
+from mailer.i18n import format_list, translations
 from mailer.locales import REGISTRY, get_locale
 from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 from mailer.web.base import web
@@ -183,21 +183,43 @@ def submission_key(slug: str, raw: dict[str, str]) -> str:
     return keyed("letter", g.locale.code, slug, page_load, *raw.values())
 
 
+#: The counter shows from this many letters on: "0 letters sent" discourages more than it informs.
+COUNTER_FROM = 10
+
+
 def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
     code = g.locale.code
     page = letters.action_page(web().runtime.db, slug, code, translations(code).gettext("friend"))
+    # Governorates that add the same officials are named together, once (Erbil, Sulaymaniyah and Halabja).
+    by_officials: dict[tuple[letters.Official, ...], list[str]] = {}
+    for key, officials in page.local.items():
+        by_officials.setdefault(tuple(officials), []).append(key)
+    groups = [
+        {
+            "governorates": keys,
+            "names": format_list([governorate_name(k, code) for k in keys], code),
+            "officials": list(officials),
+        }
+        for officials, keys in by_officials.items()
+    ]
+    chosen = find_governorate(values.get("governorate", "")) or ""
     return {
         "slug": slug,
         "post_id": secrets.token_urlsafe(16),
         "campaign_title": page.title,
-        "alert_html": page.alert_html,
+        "organisation": page.organisation,
+        "organisation_url": page.organisation_url,
+        "intro_html": page.intro_html,
+        "share_text": page.share_text,
         "available": [REGISTRY[c] for c in page.locales],
         "values": {"subject": page.subject, "body": page.body, **values},
         "problems": problems,
+        "counter": page.sent >= COUNTER_FROM,
         "sent": page.sent,
-        "sent_text": format_number(page.sent, code),
+        "goal": page.goal,
         "fixed": page.fixed,
-        "local": page.local,
+        "groups": groups,
+        "chosen": chosen,
         "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
     }
 

@@ -32,7 +32,7 @@ def test_previews_are_framed_only_by_us_and_run_nothing(signed_in: Callable[[str
     client = signed_in("viewer")
     page = client.get(f"/admin/campaigns/{SLUG}").get_data(as_text=True)
     frames = re.findall(r"<iframe [^>]*>", page)
-    assert len(frames) == 8  # alert and letter in each of the four languages
+    assert len(frames) == 12  # alert, letter and action page in each of the four languages
     assert all('sandbox=""' in frame for frame in frames)
     preview = client.get(f"/admin/campaigns/{SLUG}/preview/alert/ar")
     assert preview.status_code == 200

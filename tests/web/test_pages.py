@@ -118,7 +118,9 @@ def outbox(runtime: Runtime, kind: str) -> list[Path]:
     return sorted(runtime.settings.outbox_dir.glob(f"{kind}-*.eml"))
 
 
-def test_double_opt_in_through_the_pages(client: FlaskClient, runtime: Runtime) -> None:
+def test_double_opt_in_through_the_pages(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = csrf_of(client.get(PAGE.format(code="kmr")).get_data(as_text=True))
     response = client.post(PAGE.format(code="kmr"), data=good_form(token))
     assert response.status_code == 200
@@ -137,8 +139,12 @@ def test_double_opt_in_through_the_pages(client: FlaskClient, runtime: Runtime) 
     again = client.post(link.group(1), data={"csrf_token": csrf_of(page.get_data(as_text=True))})
     assert again.status_code == 200
     assert len(outbox(runtime, "letter")) == 7
+    assert 'class="counter"' not in client.get(PAGE.format(code="ar")).get_data(as_text=True)
+    monkeypatch.setattr(web, "COUNTER_FROM", 7)
     counter = client.get(PAGE.format(code="ar")).get_data(as_text=True)
-    assert "٧" in counter  # seven letters, in Arabic-Indic digits
+    assert "٧ خطابات" in counter  # seven letters, in Arabic-Indic digits, with the plural for 3-10
+    assert "١٬٠٠٠" in counter  # of the goal of 1,000
+    assert '<progress max="1000" value="7"' in counter
 
 
 def test_pages_with_a_token_in_their_address_are_never_cached(client: FlaskClient) -> None:
