@@ -2,9 +2,12 @@
 
 Whatever goes into a header (a name, a subject) must stay on one line and mean what it shows: no line
 breaks of any kind (CR, LF, NEL, U+2028, U+2029), no control or invisible format characters (bidi
-overrides and isolates, the Arabic letter mark, tag characters, zero-width spaces), and no RFC 2047
-encoded-word syntax, which some Python releases decode into a line break while writing the header
-(CVE-2024-6923). The zero-width non-joiner and joiner stay: Kurdish and Persian spelling need them.
+overrides, embeddings and isolates, tag characters, zero-width spaces), and no RFC 2047 encoded-word
+syntax, which some Python releases decode into a line break while writing the header (CVE-2024-6923).
+The zero-width non-joiner and joiner stay: Kurdish and Persian spelling need them. The direction marks
+(LRM, RLM, ALM) that Arabic and Kurdish keyboards type by themselves are dropped from a one-line field
+rather than refused (we isolate every name we show, so they mean nothing there) and kept in a text, where
+they place punctuation in mixed-direction sentences.
 Addresses must be deliverable by every transport we have: an internationalised domain is fine (it is sent
 in its ASCII form), letters outside ASCII before the ``@`` are not (no provider of ours speaks SMTPUTF8).
 """
@@ -20,6 +23,9 @@ from mailer.errors import N_, MailerError
 
 #: Format characters that are part of writing Kurdish, Persian and Arabic (and emoji sequences).
 ALLOWED_FORMAT_CHARS = frozenset({"\u200c", "\u200d"})
+#: Direction marks: harmless on their own (they reorder nothing beyond the neutral characters beside them).
+DIRECTION_MARKS = frozenset({"\u200e", "\u200f", "\u061c"})
+_NO_MARKS = str.maketrans(dict.fromkeys(DIRECTION_MARKS, None))
 #: An RFC 2047 encoded word: ``=?charset?Q?text?=`` (or ``?B?``), with the optional ``*language``.
 ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _HTML = re.compile(r"<\s*[a-zA-Z!/?]")
@@ -31,9 +37,10 @@ class FieldProblem(MailerError):
 
 
 def forbidden_character(value: str, multiline: bool = False) -> str | None:
-    """The first character that must not be in a field, or None. Only LF (and TAB) may pass in text."""
+    """The first character that must not be in a field, or None. Only LF, TAB and the direction marks
+    may pass in text."""
     for char in value:
-        if multiline and char in "\n\t":
+        if multiline and (char in "\n\t" or char in DIRECTION_MARKS):
             continue
         category = unicodedata.category(char)
         if category in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn"):
@@ -44,8 +51,9 @@ def forbidden_character(value: str, multiline: bool = False) -> str | None:
 
 
 def check_line(value: str | None, max_length: int, required: bool = True, html: bool = False) -> str:
-    """A one-line field (a name, a subject), NFC-normalised and trimmed, inner spaces collapsed."""
-    text = unicodedata.normalize("NFC", value or "").strip()
+    """A one-line field (a name, a subject), NFC-normalised, direction marks dropped, trimmed, inner spaces
+    collapsed."""
+    text = unicodedata.normalize("NFC", value or "").translate(_NO_MARKS).strip()
     if not _present(text, max_length, required):
         return ""
     if any(char in text for char in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mailer import letters
-from mailer.fields import FieldProblem, check_address, check_line, mailbox_key
+from mailer.fields import FieldProblem, check_address, check_line, check_text, mailbox_key
 from mailer.store import Database
 from mailer.supporters import import_supporters
 from mailer.targets import import_targets
@@ -26,7 +26,6 @@ HOSTILE_LINES = {
     "paragraph separator": "Sara\u2029Bcc: x@evil.example",
     "bidi override": "Ali\u202eevil",
     "bidi isolate": "Ali\u2066evil\u2069",
-    "Arabic letter mark": "علي\u061c",
     "zero-width space": "Shi\u200blan",
     "tag character": "Ali\U000e0041",
     "byte-order mark": "\ufeffAli",
@@ -38,6 +37,14 @@ HOSTILE_LINES = {
 def test_every_single_line_field_refuses_breaks_controls_and_encoded_words(value: str) -> None:
     with pytest.raises(FieldProblem):
         check_line(value, 100)
+
+
+def test_direction_marks_a_keyboard_types_are_dropped_from_a_line_and_kept_in_a_text() -> None:
+    assert check_line("\u200fزينب علي\u061c", 100) == "زينب علي"
+    assert check_line("\u200e\u200f", 100, required=False) == ""
+    with pytest.raises(FieldProblem):
+        check_line("\u200f", 100)  # nothing but marks is an empty name
+    assert check_text("المحافظة (البصرة)\u200f.\nسطر", 100) == "المحافظة (البصرة)\u200f.\nسطر"
 
 
 @pytest.mark.parametrize("field", ["name", "subject"])
