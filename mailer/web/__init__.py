@@ -67,6 +67,11 @@ def create_app(runtime: Runtime) -> Flask:
     # RFC 8058's one-click POST carries no CSRF token; the view checks the page's own token itself.
     csrf.exempt(public.unsubscribe_submit)
 
+    @app.get("/favicon.ico")
+    def _favicon() -> Response:
+        # Browsers ask for it whatever the page says; the pages themselves point at the SVG.
+        return app.send_static_file("favicon.ico")
+
     app.register_blueprint(public.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
@@ -86,15 +91,44 @@ def create_app(runtime: Runtime) -> Flask:
     def _csrf(error: CSRFError) -> tuple[str, int]:
         return public.message("expired", 400)
 
+    # Our own pages, in the page's language, for every error a person can meet; machines calling the
+    # webhooks get one plain line.
+    def _answer(key: str, status: int, plain: str) -> Any:
+        if request.path.startswith("/webhooks/"):
+            return Response(plain + "\n", status=status, mimetype="text/plain")
+        return public.message(key, status)
+
+    @app.errorhandler(400)
+    def _bad_request(error: Any) -> Any:
+        return _answer("bad_request", 400, "bad request")
+
     @app.errorhandler(404)
-    def _missing(error: Any) -> tuple[str, int]:
-        return public.message("missing", 404)
+    def _missing(error: Any) -> Any:
+        return _answer("missing", 404, "not found")
+
+    @app.errorhandler(405)
+    def _not_allowed(error: Any) -> Any:
+        response = app.make_response(_answer("missing", 405, "method not allowed"))
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods or ()))
+        return response
 
     @app.errorhandler(413)
     def _too_large(error: Any) -> Any:
-        if request.path.startswith("/webhooks/"):
-            return Response("request body too large\n", status=413, mimetype="text/plain")
-        return public.message("too_large", 413)
+        return _answer("too_large", 413, "request body too large")
+
+    @app.errorhandler(429)
+    def _too_many(error: Any) -> Any:
+        response = app.make_response(_answer("slow_down", 429, "too many requests"))
+        response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
+        return response
+
+    @app.errorhandler(500)
+    def _broken(error: Any) -> Any:
+        # Whatever failed is logged by Flask with its traceback; the person gets a page, never the trace.
+        try:
+            return _answer("broken", 500, "internal error")
+        except Exception:  # the page itself cannot be drawn (templates or catalogs unreadable)
+            return Response("internal error\n", status=500, mimetype="text/plain")
 
     return app
 

@@ -57,8 +57,14 @@ def web() -> Web:
 
 
 def request_locale() -> Locale:
-    """The page's language: from the address, else the browser's preference, else English."""
-    code = (request.view_args or {}).get("locale") or negotiate_locale(
-        [lang.replace("-", "_") for lang in request.accept_languages.values()], list(LOCALE_CODES)
+    """The page's language: from the address (also one that matched no page: "/ar/nothing" is answered in
+    Arabic), else the browser's preference, else English."""
+    first = request.path.strip("/").split("/", 1)[0]
+    code = (
+        (request.view_args or {}).get("locale")
+        or (first if first in REGISTRY else None)
+        or negotiate_locale(
+            [lang.replace("-", "_") for lang in request.accept_languages.values()], list(LOCALE_CODES)
+        )
     )
     return REGISTRY.get(str(code), REGISTRY["en"])

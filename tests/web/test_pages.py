@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse
 from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest
 
 from mailer.runtime import Runtime
 from mailer.store.models import Letter, Message
@@ -371,3 +372,46 @@ def test_a_flood_of_letters_to_one_campaign_trips_its_breaker(
     assert len(outbox(runtime, "confirm")) == 3
     other = client.get("/en/").status_code  # the rest of the site stays up
     assert other == 200
+
+
+def test_our_own_error_pages_in_the_language_of_the_address(app: Flask) -> None:
+    def bad(locale: str) -> str:
+        raise BadRequest()
+
+    def broken(locale: str) -> str:
+        raise RuntimeError("a bug, with a supporter@example.org in its message")
+
+    app.add_url_rule("/<locale>/test-bad", "test_bad", bad)
+    app.add_url_rule("/<locale>/test-broken", "test_broken", broken)
+    client = app.test_client()
+    cases = [
+        ("/ar/no-such/page", "get", 404, "الصفحة غير موجودة"),
+        ("/ckb/test-bad", "get", 400, None),
+        ("/kmr/test-broken", "get", 500, None),
+        ("/ar/protect-hrds-iraq", "put", 405, None),
+    ]
+    for path, method, status, words in cases:
+        code = path.split("/")[1]
+        response = getattr(client, method)(path, headers={"Accept-Language": "en"})
+        html = response.get_data(as_text=True)
+        assert response.status_code == status, path
+        assert f'<html lang="{code}"' in html, path
+        assert "<h1>" in html, path
+        for leak in ("Traceback", "example.org", "Werkzeug", "Internal Server Error", "Bad Request"):
+            assert leak not in html, (path, leak)
+        if words:
+            assert words in html
+    assert "Allow" in client.put("/ar/protect-hrds-iraq").headers
+
+
+def test_the_webhook_gets_plain_errors(client: FlaskClient) -> None:
+    response = client.get("/webhooks/sendgrid")
+    assert response.status_code == 404  # only POST is routed there
+    assert response.mimetype == "text/plain"
+
+
+def test_a_favicon_for_browsers_that_ask_and_pages_that_point_at_it(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert 'rel="icon"' in client.get(PAGE.format(code="en")).get_data(as_text=True)
