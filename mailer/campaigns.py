@@ -1,7 +1,9 @@
 """Campaign folders: parsing and validating them, storing them, and the translation completeness gate.
 
 A folder holds ``campaign.yaml`` (the manifest) and one Markdown file per kind and locale, such as
-``alert.ar.md`` or ``letter.ckb.md``, each starting with front matter (``subject``, ``preheader``).
+``alert.ar.md`` or ``letter.ckb.md``, each starting with front matter (``subject``, ``preheader``), and
+may hold the picture a chat shows when the page is shared: ``share.png`` (or ``.jpg``) for every language,
+``share.ar.png`` for one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mailer.fields import FieldProblem, check_line
 from mailer.governorates import find_governorate
 from mailer.locales import LOCALE_CODES, get_locale
 from mailer.rendering import AlertContent, RenderedEmail, Renderer
+from mailer.sharing import MEDIA_TYPES, ImageProblem, ShareImage, check_image
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import SLUG
@@ -54,6 +57,7 @@ _HTTPS_URL = re.compile(r"^https://[^\s<>\"'\\]{3,290}$")
 # "08:00-20:00"; an end of "24:00" means until midnight ("00:00-24:00": at any hour).
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 _CONTENT_FILE = re.compile(r"^(?P<kind>[a-z]+)\.(?P<locale>[A-Za-z_-]+)\.md$")
+_SHARE_IMAGE = re.compile(r"^share(\.(?P<locale>[A-Za-z_-]+))?\.(?P<ext>png|jpe?g)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class CampaignSpec:
     translation_status: dict[str, str]
     contents: tuple[ContentSpec, ...]
     manifest: dict[str, Any] = field(default_factory=dict)
+    images: tuple[ShareImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,7 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
             max=MAX_GOAL,
         )
     contents = _read_contents(folder, problems)
+    images = _read_share_images(folder, problems)
     problems.raise_if_any()
     return CampaignSpec(
         slug=slug,
@@ -245,6 +251,7 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
         translation_status=statuses,
         contents=tuple(contents),
         manifest=data,
+        images=tuple(images),
     )
 
 
@@ -413,6 +420,26 @@ def _read_contents(folder: Path, problems: _Problems) -> list[ContentSpec]:
         if content is not None:
             contents.append(content)
     return contents
+
+
+def _read_share_images(folder: Path, problems: _Problems) -> list[ShareImage]:
+    images: dict[str, ShareImage] = {}
+    for path in sorted(folder.iterdir()):
+        match = _SHARE_IMAGE.match(path.name)
+        if not match:
+            continue
+        try:
+            locale = get_locale(match["locale"]).code if match["locale"] else ""
+            if locale in images:
+                raise ImageProblem(N_("a second share image for the same language"))
+            data = path.read_bytes()
+            media_type = MEDIA_TYPES[match["ext"].lower()]
+            check_image(data, media_type)
+        except (LocaleError, ImageProblem) as err:
+            problems.add(path.name, None, err.template, **err.params)
+            continue
+        images[locale] = ShareImage(locale, media_type, data)
+    return list(images.values())
 
 
 def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) -> ContentSpec | None:
@@ -679,3 +706,41 @@ def preview_campaign(db: Database, renderer: Renderer, slug: str, out: Path, tod
 def enabled_locales(db: Database, slug: str) -> list[str]:
     with db.session() as session:
         return list(repo.get_campaign(session, slug).locales)
+
+
+@dataclass(frozen=True)
+class ShareCard:
+    """What a shared link of the campaign's page shows in one language."""
+
+    title: str
+    text: str  # the page's share line, else the title
+    organisation: str | None
+    image: str | None  # the share image's digest (its address changes with it), None without one
+
+
+def share_card(db: Database, slug: str, code: str) -> ShareCard:
+    """The campaign's share card in a language; NotFoundError for an unknown campaign."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        title = campaign.title.get(code) or campaign.title[campaign.default_locale]
+        page = (
+            repo.get_content(session, campaign.id, "page", code)
+            if ("page", code) in repo.content_kinds(session, campaign.id)
+            else None
+        )
+        image = repo.share_image(session, campaign.id, code)
+        names = (campaign.manifest.get("organisation") or {}).get("name") or {}
+        return ShareCard(
+            title=title,
+            text=page.subject if page is not None else title,
+            organisation=names.get(code) or names.get(campaign.default_locale),
+            image=image.digest if image is not None else None,
+        )
+
+
+def share_image(db: Database, slug: str, code: str) -> ShareImage | None:
+    """The picture for a shared link in this language (its own, else the campaign's), or None."""
+    with db.session() as session:
+        campaign = repo.get_campaign(session, slug)
+        row = repo.share_image(session, campaign.id, code)
+        return ShareImage(row.locale, row.media_type, row.data) if row is not None else None

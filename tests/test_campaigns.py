@@ -1,9 +1,11 @@
 import shutil
+import struct
+from gettext import NullTranslations
 from pathlib import Path
 
 import pytest
 
-from mailer import campaigns
+from mailer import campaigns, sharing
 from mailer.errors import CampaignError
 from mailer.resources import demo_dir
 from mailer.store import Database
@@ -137,3 +139,67 @@ def test_who_asks_and_the_goal_are_checked_and_named_by_line(
         campaigns.parse_campaign_folder(folder)
     assert expected in str(caught.value)
     assert f"campaign.yaml:{line}:" in str(caught.value)
+
+
+def _png(width: int, height: int, padding: int = 0) -> bytes:
+    """A PNG's signature and header chunk: all the checks read (chats would read the rest)."""
+    return (
+        b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + struct.pack(">II", width, height) + b"\x00" * padding
+    )
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
+    sof0 = b"\xff\xc0" + struct.pack(">HBHH", 11, 8, height, width) + b"\x01\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+def test_the_seed_has_a_share_image_per_language() -> None:
+    spec = campaigns.parse_campaign_folder(SEED)
+    assert sorted(image.locale for image in spec.images) == ["ar", "ckb", "en", "kmr"]
+    assert {image.media_type for image in spec.images} == {"image/png"}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("share.png", _png(1200, 630, padding=sharing.MAX_IMAGE_BYTES), "at most 600000"),
+        ("share.png", _png(150, 630), "150 x 630 pixels"),
+        ("share.jpg", _jpeg(1200, 100), "1200 x 100 pixels"),
+        ("share.png", _jpeg(1200, 630), "not the image its name says"),
+        ("share.jpeg", b"<svg></svg>", "not the image its name says"),
+        ("share.xx.png", _png(1200, 630), "xx"),
+    ],
+)
+def test_a_share_image_a_chat_would_not_show_is_named(
+    tmp_path: Path, name: str, data: bytes, expected: str
+) -> None:
+    folder = copy_seed(tmp_path)
+    (folder / name).write_bytes(data)
+    with pytest.raises(CampaignError) as caught:
+        campaigns.parse_campaign_folder(folder)
+    (problem,) = caught.value.problems
+    assert problem.file == name
+    assert expected in problem.render(NullTranslations())
+
+
+def test_a_jpeg_for_every_language_and_a_png_for_one(tmp_path: Path, db: Database) -> None:
+    folder = copy_seed(tmp_path)
+    for old in folder.glob("share.*"):
+        old.unlink()
+    (folder / "share.jpg").write_bytes(_jpeg(1200, 630))
+    (folder / "share.ar.png").write_bytes(_png(1200, 630))
+    campaigns.load_campaign(db, folder)
+    arabic = campaigns.share_image(db, "protect-hrds-iraq", "ar")
+    kurmanji = campaigns.share_image(db, "protect-hrds-iraq", "kmr")
+    assert arabic is not None
+    assert arabic.media_type == "image/png"
+    assert kurmanji is not None
+    assert kurmanji.media_type == "image/jpeg"
+    (folder / "share.jpg").unlink()
+    campaigns.load_campaign(db, folder)  # a reload replaces the images
+    assert campaigns.share_image(db, "protect-hrds-iraq", "kmr") is None
+    card = campaigns.share_card(db, "protect-hrds-iraq", "kmr")
+    assert card.image is None
+    assert card.organisation
+    assert campaigns.share_card(db, "protect-hrds-iraq", "ar").image == arabic.digest

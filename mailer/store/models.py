@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -152,6 +153,20 @@ class CampaignContent(Base):
     # Goes up each time this text changes (a reload or an edit in the dashboard); mailouts keep a copy
     # of the text they launched with, whatever the version is now.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class CampaignImage(Base):
+    """The picture a chat shows for a campaign's shared link, in one locale ("" for every other one)."""
+
+    __tablename__ = "campaign_image"
+    __table_args__ = (UniqueConstraint("campaign_id", "locale"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    locale: Mapped[str] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))
 
 
 class Supporter(Base):

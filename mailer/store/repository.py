@@ -16,6 +16,7 @@ from mailer.errors import N_, NotFoundError
 from mailer.store.models import (
     Campaign,
     CampaignContent,
+    CampaignImage,
     Event,
     Letter,
     Mailout,
@@ -81,7 +82,24 @@ def save_campaign(session: Session, spec: CampaignSpec) -> bool:
         )
         for c in spec.contents
     )
+    session.query(CampaignImage).filter(CampaignImage.campaign_id == campaign.id).delete()
+    session.add_all(
+        CampaignImage(
+            campaign_id=campaign.id, locale=i.locale, media_type=i.media_type, data=i.data, digest=i.digest
+        )
+        for i in spec.images
+    )
     return created
+
+
+def share_image(session: Session, campaign_id: int, locale: str) -> CampaignImage | None:
+    """The locale's own share image, else the one for every locale, else None."""
+    rows = session.scalars(
+        select(CampaignImage).where(
+            CampaignImage.campaign_id == campaign_id, CampaignImage.locale.in_((locale, ""))
+        )
+    ).all()
+    return min(rows, key=lambda row: row.locale != locale, default=None)
 
 
 def content_versions(session: Session, campaign_id: int) -> dict[tuple[str, str], int]:

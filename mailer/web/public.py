@@ -24,7 +24,7 @@ from flask_wtf.csrf import validate_csrf
 from limits import parse
 from wtforms import ValidationError
 
-from mailer import campaigns, events, letters, privacy
+from mailer import campaigns, events, letters, privacy, sharing
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import mailbox_key
 from mailer.governorates import GOVERNORATES, find_governorate, governorate_name
@@ -221,6 +221,7 @@ def action_context(slug: str, values: dict[str, str], problems: dict[str, Mailer
         "groups": groups,
         "chosen": chosen,
         "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
+        **share_context(slug),
     }
 
 
@@ -230,6 +231,43 @@ def form_again(slug: str, raw: dict[str, str], problems: dict[str, MailerError])
         return web().render("web/action.html", 400, **action_context(slug, raw, problems))
     except NotFoundError:
         abort(404)
+
+
+def share_context(slug: str) -> dict[str, Any]:
+    """What a shared link shows (the page's preview tags) and the links that share it, in the page's
+    language; addresses are absolute, from MAILER_BASE_URL, as chats need them."""
+    code = g.locale.code
+    card = campaigns.share_card(web().runtime.db, slug, code)
+    base = web().runtime.settings.base_url
+    page_url = base + url_for("public.action_page", locale=code, slug=slug)
+    image_url = (
+        base + url_for("public.share_image", locale=code, slug=slug, v=card.image[:16])
+        if card.image
+        else None
+    )
+    return {
+        "share": card,
+        "page_url": page_url,
+        "image_url": image_url,
+        "share_links": sharing.share_links(page_url, card.text, card.title),
+    }
+
+
+@bp.get("/<locale>/<slug>/share-image")
+def share_image(locale: str, slug: str) -> Any:
+    code = page_locale(locale)
+    try:
+        image = campaigns.share_image(web().runtime.db, slug, code)
+    except NotFoundError:
+        image = None
+    if image is None:
+        abort(404)
+    response = Response(image.data, mimetype=image.media_type)
+    response.set_etag(image.digest)
+    # Its address carries the digest, so a changed image is a new address: caching it long is safe.
+    response.cache_control.public = True
+    response.cache_control.max_age = 7 * 24 * 3600
+    return response.make_conditional(request)
 
 
 @bp.get("/<locale>/<slug>")
@@ -307,7 +345,7 @@ def confirm_submit(token: str) -> Any:
     except MailerError:
         return message("bad_link", 400)
     g.locale = get_locale(result.locale)
-    return web().render("web/confirmed.html", result=result)
+    return web().render("web/confirmed.html", result=result, **share_context(result.campaign))
 
 
 @bp.get("/u/<token>")

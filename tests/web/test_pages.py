@@ -7,6 +7,7 @@ import dataclasses
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 from flask import Flask
@@ -415,3 +416,55 @@ def test_a_favicon_for_browsers_that_ask_and_pages_that_point_at_it(client: Flas
     assert icon.status_code == 200
     assert icon.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
     assert 'rel="icon"' in client.get(PAGE.format(code="en")).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("code", ["en", "ar", "ckb", "kmr"])
+def test_a_shared_link_previews_in_the_page_language(client: FlaskClient, code: str) -> None:
+    html = client.get(PAGE.format(code=code)).get_data(as_text=True)
+    tags = dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[a-z:]+)" content="([^"]*)"', html))
+    page_url = f"https://act.example.org/{code}/protect-hrds-iraq"
+    assert tags["og:url"] == page_url
+    assert tags["og:title"] in html.split("<h1>", 1)[1]  # the page's own title
+    assert tags["og:description"]
+    assert tags["twitter:card"] == "summary_large_image"
+    assert tags["og:image"].startswith(f"https://act.example.org/{code}/protect-hrds-iraq/share-image?v=")
+    image = client.get(tags["og:image"].removeprefix("https://act.example.org"))
+    assert image.status_code == 200
+    assert image.mimetype == "image/png"
+    assert "max-age" in image.headers["Cache-Control"]
+    again = client.get(
+        tags["og:image"].removeprefix("https://act.example.org"),
+        headers={"If-None-Match": image.headers["ETag"]},
+    )
+    assert again.status_code == 304
+    others = {c for c in ("en", "ar", "ckb", "kmr") if c != code}
+    assert {
+        f'hreflang="{c}" href="https://act.example.org/{c}/protect-hrds-iraq"' in html for c in others
+    } == {True}
+
+
+def test_no_share_image_for_a_campaign_that_does_not_exist(client: FlaskClient) -> None:
+    assert client.get("/en/no-such-campaign/share-image").status_code == 404
+
+
+def test_the_thank_you_page_asks_to_share_in_the_supporter_language(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    token = csrf_of(client.get(PAGE.format(code="ar")).get_data(as_text=True))
+    assert client.post(PAGE.format(code="ar"), data=good_form(token)).status_code == 200
+    (confirmation,) = outbox(runtime, "confirm")
+    link = re.search(
+        r"https://act\.example\.org(/confirm/[\w.\-]+)", confirmation.read_text(errors="replace")
+    )
+    assert link
+    page = client.get(link.group(1))
+    done = client.post(link.group(1), data={"csrf_token": csrf_of(page.get_data(as_text=True))})
+    html = done.get_data(as_text=True)
+    links = re.findall(r'<a href="([^"]+)" rel="noopener noreferrer" class="share-(\w+)"', html)
+    assert [service for _, service in links] == ["whatsapp", "telegram", "facebook", "x", "email"]
+    page_url = quote("https://act.example.org/ar/protect-hrds-iraq", safe="")
+    for href, _ in links:
+        assert page_url in href.replace("&amp;", "&")
+    whatsapp = unquote(links[0][0].replace("&amp;", "&"))
+    assert "اكتب إلى المسؤولين" in whatsapp  # the Arabic page's share line
+    assert "<script" not in html.split("<main>", 1)[1]  # plain links: nothing of theirs is loaded
