@@ -51,6 +51,8 @@ MANIFEST_KEYS = (
     "organisation",
     "goal",
 )
+#: Pages that live where a campaign's page would (/LOCALE/SLUG).
+RESERVED_SLUGS = frozenset({"privacy"})
 #: The largest goal a campaign may set for its letters (a typo such as 10000000 is caught).
 MAX_GOAL = 1_000_000
 _HTTPS_URL = re.compile(r"^https://[^\s<>\"'\\]{3,290}$")
@@ -145,6 +147,14 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
     slug = data.get("slug")
     if not isinstance(slug, str) or not SLUG.match(slug):
         problems.add(MANIFEST, line_of("slug"), N_("slug must be 3-100 characters of a-z, 0-9 and -"))
+        slug = ""
+    elif slug in RESERVED_SLUGS:
+        problems.add(
+            MANIFEST,
+            line_of("slug"),
+            N_("the address /LOCALE/%(slug)s is a page of its own: choose another slug"),
+            slug=slug,
+        )
         slug = ""
 
     locales: list[str] = []

@@ -44,6 +44,8 @@ class Settings:
     base_url: str = "http://localhost:8000"
     from_email: str = "alerts@example.org"
     from_name: str = "Solidarity Mailer"
+    # Where people write about their data (the privacy notice names it); the sender's address by default.
+    privacy_contact: str | None = None
     sendgrid_webhook_public_key: str | None = None
     sendgrid_webhook_max_age: int = 600
     batch_size: int = 500
@@ -128,6 +130,15 @@ class Settings:
                 N_("MAILER_FROM_EMAIL is not a valid address: %(reason)s"), reason=str(err)
             ) from err
 
+        privacy_contact = get("MAILER_PRIVACY_CONTACT")
+        if privacy_contact is not None:
+            try:
+                privacy_contact = validate_email(privacy_contact, check_deliverability=False).normalized
+            except EmailNotValidError as err:
+                raise ConfigError(
+                    N_("MAILER_PRIVACY_CONTACT is not a valid address: %(reason)s"), reason=str(err)
+                ) from err
+
         try:
             from_name = check_line(get("MAILER_FROM_NAME") or "Solidarity Mailer", 100)
         except FieldProblem as problem:
@@ -167,6 +178,7 @@ class Settings:
             base_url=base_url,
             from_email=from_email,
             from_name=from_name,
+            privacy_contact=privacy_contact,
             sendgrid_webhook_public_key=get("MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY"),
             sendgrid_webhook_max_age=max_age,
             batch_size=batch_size,

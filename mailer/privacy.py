@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mailer.config import Settings
 from mailer.events import scrubbed, spreadsheet_safe
 from mailer.letters import CONFIRM_MAX_AGE, letter_secrets
 from mailer.sending import utc_now
@@ -35,6 +36,32 @@ class Retention:
     def unconfirmed(self) -> dt.timedelta:
         """From the form to deletion: the link's life, then the grace period."""
         return dt.timedelta(seconds=CONFIRM_MAX_AGE) + self.unconfirmed_after_expiry
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the privacy notice tells people, read from the settings this installation runs with, so that
+    the notice cannot drift from what the code does."""
+
+    organisation: str
+    contact: str
+    carrier: str  # who delivers the emails: "sendgrid", "smtp" or "outbox"
+    confirm_hours: int
+    unconfirmed_hours: int
+    letter_days: int
+    event_days: int
+
+
+def notice(settings: Settings) -> Notice:
+    return Notice(
+        organisation=settings.from_name,
+        contact=settings.privacy_contact or settings.from_email,
+        carrier=settings.transport,
+        confirm_hours=CONFIRM_MAX_AGE // 3600,
+        unconfirmed_hours=settings.retain_unconfirmed_hours,
+        letter_days=settings.retain_letter_days,
+        event_days=settings.retain_event_days,
+    )
 
 
 @dataclass

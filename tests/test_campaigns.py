@@ -113,6 +113,7 @@ def test_manifest_typos_and_bad_tracking_are_caught(tmp_path: Path) -> None:
     [
         ("goal: 1000", "goal: 10000000", "goal must be a whole number of letters from 1 to 1000000", "goal:"),
         ("goal: 1000", "goal: yes", "goal must be a whole number", "goal:"),
+        ("slug: protect-hrds-iraq", "slug: privacy", "/LOCALE/privacy is a page of its own", "slug:"),
         ("goal: 1000", "goal: -5", "goal must be a whole number", "goal:"),
         ('url: "https://example.org/"', 'url: "javascript:alert(1)"', "organisation url must be", "url:"),
         (

@@ -29,6 +29,7 @@ def test_defaults_are_the_embedded_setup(tmp_path: Path) -> None:
         ("MAILER_FROM_NAME", "=?UTF-8?Q?x=0A?="),
         ("MAILER_BASE_URL", "act.example.org"),
         ("MAILER_FROM_EMAIL", "not an address"),
+        ("MAILER_PRIVACY_CONTACT", "privacy at example.org"),
         ("MAILER_SENDGRID_WEBHOOK_MAX_AGE", "ten"),
         ("MAILER_SENDGRID_WEBHOOK_MAX_AGE", "-1"),
         ("MAILER_BATCH_SIZE", "5000"),

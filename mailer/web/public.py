@@ -22,6 +22,7 @@ from altcha import v1 as altcha_v1
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
 from flask_wtf.csrf import validate_csrf
 from limits import parse
+from markupsafe import Markup
 from wtforms import ValidationError
 
 from mailer import campaigns, events, letters, privacy, sharing
@@ -137,6 +138,19 @@ def campaign_list(locale: str) -> Any:
         for c in campaigns.list_campaigns(web().runtime.db)
     ]
     return web().render("web/index.html", campaigns=rows)
+
+
+@bp.get("/<locale>/privacy")
+def privacy_notice(locale: str) -> Any:
+    page_locale(locale)
+    notice = privacy.notice(web().runtime.settings)
+    return web().render(
+        "web/privacy.html",
+        notice=notice,
+        # Markup built here and escaped here: the sentences around them are the translators'.
+        organisation=Markup("<bdi>{}</bdi>").format(notice.organisation),
+        contact=Markup('<a href="mailto:{0}" dir="ltr">{0}</a>').format(notice.contact),
+    )
 
 
 @bp.get("/altcha/challenge")

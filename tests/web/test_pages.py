@@ -468,3 +468,30 @@ def test_the_thank_you_page_asks_to_share_in_the_supporter_language(
     whatsapp = unquote(links[0][0].replace("&amp;", "&"))
     assert "اكتب إلى المسؤولين" in whatsapp  # the Arabic page's share line
     assert "<script" not in html.split("<main>", 1)[1]  # plain links: nothing of theirs is loaded
+
+
+@pytest.mark.parametrize(
+    ("code", "days"), [("en", "7 days"), ("ar", "٧ أيام"), ("ckb", "٧ ڕۆژ"), ("kmr", "7 rojan")]
+)
+def test_the_privacy_notice_says_what_the_settings_do(
+    app: Flask, runtime: Runtime, code: str, days: str
+) -> None:
+    settings = dataclasses.replace(
+        runtime.settings,
+        retain_letter_days=7,
+        privacy_contact="privacy@example.net",
+        transport="smtp",
+        from_name="Example <Solidarity>",
+    )
+    local = Runtime(settings)
+    local.__dict__["db"] = runtime.db
+    client = create_app(local).test_client()
+    html = client.get(f"/{code}/privacy").get_data(as_text=True)
+    assert f'<html lang="{code}"' in html
+    assert days in html  # MAILER_RETAIN_LETTER_DAYS, in the page's digits and plural
+    assert 'href="mailto:privacy@example.net"' in html
+    assert "<bdi>Example &lt;Solidarity&gt;</bdi>" in html  # escaped, whatever the translation
+    assert "SendGrid" not in html  # this installation sends through its own server
+    # Every public page links to it, in its own language.
+    for path in (PAGE.format(code=code), f"/{code}/", f"/{code}/privacy"):
+        assert f'href="/{code}/privacy"' in client.get(path).get_data(as_text=True), path
