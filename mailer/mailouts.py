@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +171,8 @@ class LaunchPlan:
     content_locales: dict[str, str]
     existing_mailout: int | None
     already_in_ledger: int
+    # The languages this launch sends in whose translation nobody has reviewed yet (said before launching).
+    draft_locales: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -185,6 +187,7 @@ class LaunchPlan:
             "content_locales": self.content_locales,
             "existing_mailout": self.existing_mailout,
             "already_in_ledger": self.already_in_ledger,
+            "draft_locales": list(self.draft_locales),
         }
 
 
@@ -202,6 +205,7 @@ def plan_mailout(
             fallbacks,
         )
         existing = repo.find_mailout(session, campaign.id, segment_key(segment))
+        drafts = draft_locales(campaign, plan.values())
         in_ledger = (
             sum(
                 repo.message_counts(session, existing.id).get(c, {}).get(s, 0)
@@ -218,7 +222,14 @@ def plan_mailout(
         plan,
         existing.id if existing else None,
         in_ledger,
+        drafts,
     )
+
+
+def draft_locales(campaign: Campaign, sent_in: Iterable[str]) -> tuple[str, ...]:
+    """The languages among those sent in that the campaign marks draft (machine-drafted, not reviewed)."""
+    used = set(sent_in)
+    return tuple(c for c in LOCALE_CODES if c in used and campaign.translation_status.get(c) == "draft")
 
 
 def launch_mailout(

@@ -129,6 +129,25 @@ def test_tags_narrow_a_segment_and_follow_later_imports(
     assert plan(["tag=students"]) == {"ar": 1}
 
 
+def test_a_plan_names_the_languages_it_would_send_unreviewed(
+    runtime: Runtime, loaded: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name,locale,governorate\na@example.net,A,ar,Basra\nb@example.net,B,ckb,Erbil\nc@example.net,C,en,\n"
+    )
+    import_supporters(runtime.db, path)
+
+    def drafts(segment: list[str], fallbacks: dict[str, str]) -> tuple[str, ...]:
+        return mailouts.plan_mailout(
+            runtime.db, "protect-hrds-iraq", mailouts.parse_segment(segment), fallbacks
+        ).draft_locales
+
+    assert drafts([], {}) == ("ar", "ckb", "kmr")  # the seed's translations are drafts; English is the source
+    assert drafts(["locale=en"], {}) == ()
+    assert drafts([], {"ar": "en", "ckb": "en", "kmr": "en"}) == ()  # what is sent counts, not who reads it
+
+
 def test_bad_segment_options_are_explained() -> None:
     with pytest.raises(MailoutError, match="a tag holds only"):
         mailouts.parse_segment(["tag==cmd"])

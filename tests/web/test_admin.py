@@ -413,6 +413,9 @@ def test_a_coordinator_launches_a_tag_segment_after_a_statement_of_what_will_hap
     assert statement is not None
     words = re.sub(r"<[^>]+>|\s+", " ", statement.group(1)).split()
     assert words[:3] == ["Send", "2", "alerts."]
+    warning = re.search(r'id="draft-warning">(.*?)</div>', page, re.S)
+    assert warning is not None, "the seed's Arabic is a draft: the coordinator is told before launching"
+    assert "العربية" in warning.group(1)
     assert accounts.audit_log(runtime.db)[0].action == "session.sign_in", "the dry run wrote something"
     hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
     launched = client.post("/admin/mailouts/launch", data=hidden)
