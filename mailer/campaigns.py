@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -50,7 +51,10 @@ MANIFEST_KEYS = (
     "pacing",
     "organisation",
     "goal",
+    "names",
 )
+#: A name written once in the manifest and used in the texts as {key} (the activist's name, say).
+_NAME_KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 #: Pages that live where a campaign's page would (/LOCALE/SLUG).
 RESERVED_SLUGS = frozenset({"privacy"})
 #: The largest goal a campaign may set for its letters (a typo such as 10000000 is caught).
@@ -250,7 +254,8 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
             N_("goal must be a whole number of letters from 1 to %(max)d"),
             max=MAX_GOAL,
         )
-    contents = _read_contents(folder, problems)
+    names = _check_names(data.get("names"), locales, problems, line_of)
+    contents = _read_contents(folder, problems, names)
     images = _read_share_images(folder, problems)
     problems.raise_if_any()
     return CampaignSpec(
@@ -396,7 +401,51 @@ def _read_yaml(path: Path, problems: _Problems) -> tuple[Any, dict[tuple[str, ..
     return data, lines
 
 
-def _read_contents(folder: Path, problems: _Problems) -> list[ContentSpec]:
+def _check_names(value: Any, locales: Any, problems: _Problems, line_of: Any) -> dict[str, dict[str, str]]:
+    """``names: {key: {reviewed: true|false, <locale>: text, ...}}``: one spelling per language, kept in one
+    place, and whether the campaign has confirmed it (a launch names those it has not)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(MANIFEST, line_of("names"), N_("names must map a key such as activist to its spellings"))
+        return {}
+    names: dict[str, dict[str, str]] = {}
+    for key, entry in value.items():
+        if not isinstance(key, str) or not _NAME_KEY.match(key) or key in PLACEHOLDERS:
+            problems.add(
+                MANIFEST,
+                line_of("names", str(key)),
+                N_("names: '%(key)s' must be a-z, 0-9 and _ and not one of %(taken)s"),
+                key=key,
+                taken=", ".join(sorted(PLACEHOLDERS)),
+            )
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("reviewed"), bool):
+            problems.add(
+                MANIFEST,
+                line_of("names", key),
+                N_("names.%(key)s needs reviewed: true or false, then one spelling per locale"),
+                key=key,
+            )
+            continue
+        spellings = {k: v for k, v in entry.items() if k != "reviewed"}
+        found = _locale_mapping(spellings, f"names.{key}", problems, line_of, ("names", key))
+        for code in locales if isinstance(locales, list) else ():
+            if code not in found and code in LOCALE_CODES:
+                problems.add(
+                    MANIFEST,
+                    line_of("names", key),
+                    N_("names.%(key)s has no spelling in %(code)s"),
+                    key=key,
+                    code=code,
+                )
+        names[key] = found
+    return names
+
+
+def _read_contents(
+    folder: Path, problems: _Problems, names: Mapping[str, Mapping[str, str]]
+) -> list[ContentSpec]:
     contents: list[ContentSpec] = []
     seen: dict[tuple[str, str], str] = {}
     for path in sorted(folder.glob("*.md")):
@@ -426,7 +475,7 @@ def _read_contents(folder: Path, problems: _Problems) -> list[ContentSpec]:
             )
             continue
         seen[kind, locale] = path.name
-        content = _read_content_file(path, kind, locale, problems)
+        content = _read_content_file(path, kind, locale, problems, names)
         if content is not None:
             contents.append(content)
     return contents
@@ -452,7 +501,9 @@ def _read_share_images(folder: Path, problems: _Problems) -> list[ShareImage]:
     return list(images.values())
 
 
-def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) -> ContentSpec | None:
+def _read_content_file(
+    path: Path, kind: str, locale: str, problems: _Problems, names: Mapping[str, Mapping[str, str]]
+) -> ContentSpec | None:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -460,6 +511,10 @@ def _read_content_file(path: Path, kind: str, locale: str, problems: _Problems) 
             path.name, None, N_("not UTF-8 text (at byte %(byte)d); save it as UTF-8"), byte=err.start
         )
         return None
+    # The manifest's names go in as the texts load: every later step sees one finished text.
+    for key, spellings in names.items():
+        if locale in spellings:
+            text = text.replace("{" + key + "}", spellings[locale])
     return _parse_content(text, path, kind, locale, problems)
 
 

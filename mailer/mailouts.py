@@ -173,6 +173,8 @@ class LaunchPlan:
     already_in_ledger: int
     # The languages this launch sends in whose translation nobody has reviewed yet (said before launching).
     draft_locales: tuple[str, ...] = ()
+    # Names the manifest marks not yet confirmed by the campaign (the spelling of a person's name, say).
+    unreviewed_names: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -188,6 +190,7 @@ class LaunchPlan:
             "existing_mailout": self.existing_mailout,
             "already_in_ledger": self.already_in_ledger,
             "draft_locales": list(self.draft_locales),
+            "unreviewed_names": list(self.unreviewed_names),
         }
 
 
@@ -206,6 +209,8 @@ def plan_mailout(
         )
         existing = repo.find_mailout(session, campaign.id, segment_key(segment))
         drafts = draft_locales(campaign, plan.values())
+        names = campaign.manifest.get("names") or {}
+        unreviewed = tuple(sorted(key for key, entry in names.items() if not entry.get("reviewed")))
         in_ledger = (
             sum(
                 repo.message_counts(session, existing.id).get(c, {}).get(s, 0)
@@ -223,6 +228,7 @@ def plan_mailout(
         existing.id if existing else None,
         in_ledger,
         drafts,
+        unreviewed,
     )
 
 

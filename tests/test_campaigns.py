@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer import campaigns, sharing
+from mailer import campaigns, mailouts, sharing
 from mailer.errors import CampaignError
 from mailer.resources import demo_dir
 from mailer.store import Database
@@ -204,3 +204,57 @@ def test_a_jpeg_for_every_language_and_a_png_for_one(tmp_path: Path, db: Databas
     assert card.image is None
     assert card.organisation
     assert campaigns.share_card(db, "protect-hrds-iraq", "ar").image == arabic.digest
+
+
+NAMES = """names:
+  activist:
+    reviewed: false
+    en: "Jassem Al-Amiri"
+    ar: "جاسم الأميري"
+    ckb: "جاسم ئەلئەمیری"
+    kmr: "Casim El-Emîrî"
+"""
+
+
+def test_a_name_is_spelled_once_in_the_manifest_and_used_in_every_text(tmp_path: Path, db: Database) -> None:
+    folder = copy_seed(tmp_path)
+    manifest = folder / "campaign.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    if "names:" not in text:
+        manifest.write_text(text + NAMES, encoding="utf-8")
+    for code in ("en", "ar", "ckb", "kmr"):
+        page = folder / f"page.{code}.md"
+        page.write_text(page.read_text(encoding="utf-8") + "\n{activist}\n", encoding="utf-8")
+    spec = campaigns.parse_campaign_folder(folder)
+    pages = {c.locale: c.body for c in spec.contents if c.kind == "page"}
+    assert "جاسم الأميري" in pages["ar"]
+    assert "Casim El-Emîrî" in pages["kmr"]
+    assert not any("{activist}" in body for body in pages.values())
+    campaigns.load_campaign(db, folder)
+    plan = mailouts.plan_mailout(db, "protect-hrds-iraq", {}, {})
+    assert plan.unreviewed_names == ("activist",)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ('names:\n  activist:\n    reviewed: no\n    en: "A"\n', "has no spelling in ar"),
+        ('names:\n  activist:\n    en: "A"\n', "needs reviewed: true or false"),
+        ("names:\n  first_name:\n    reviewed: true\n", "'first_name' must be"),
+        (
+            'names:\n  activist:\n    reviewed: true\n    en: "A"\n    ar: "\\u202eB"\n    ckb: "C"\n    kmr: "D"\n',
+            "names.activist.ar",
+        ),
+    ],
+)
+def test_a_name_without_every_spelling_or_a_review_state_is_refused(
+    tmp_path: Path, names: str, expected: str
+) -> None:
+    folder = copy_seed(tmp_path)
+    manifest = folder / "campaign.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    text = text.split("names:")[0] if "names:" in text else text
+    manifest.write_text(text + names, encoding="utf-8")
+    with pytest.raises(CampaignError) as caught:
+        campaigns.parse_campaign_folder(folder)
+    assert expected in str(caught.value)
