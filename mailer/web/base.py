@@ -9,7 +9,9 @@ from babel import negotiate_locale
 from flask import current_app, g, request, url_for
 from flask_wtf.csrf import generate_csrf
 
+from mailer.accounts import PASSWORD_MIN
 from mailer.i18n import format_number, translations
+from mailer.letters import CONFIRM_MAX_AGE
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale
 from mailer.runtime import Runtime
 from mailer.web.limits import Throttle
@@ -48,6 +50,8 @@ class Web:
             "locales": [REGISTRY[c] for c in LOCALE_CODES],
             "registry": REGISTRY,
             "request": request,
+            "confirm_hours": CONFIRM_MAX_AGE // 3600,
+            "password_min": PASSWORD_MIN,
         }
         return self.runtime.renderer.render_page(template, {**helpers, **context}, code), status
 

@@ -203,3 +203,39 @@ def test_the_action_page_on_a_phone(browser: object, live_server: str, code: str
     assert page.locator("details.letter-text").get_attribute("open") is None  # the letter is folded
     expected = "rtl" if code in ("ar", "ckb") else "ltr"
     assert page.evaluate("getComputedStyle(document.getElementById('write')).direction") == expected
+
+
+@pytest.mark.parametrize("code", ["en", "ar", "ckb", "kmr"])
+def test_thank_you_privacy_and_error_pages_on_a_phone(
+    browser: object, live_server: str, runtime: Runtime, code: str
+) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{live_server}/{code}/protect-hrds-iraq")
+    page.fill("#name", "Sara Example")
+    page.fill("#email", "sara@example.org")
+    page.click("#send")
+    page.wait_for_selector("main h1")
+    page.screenshot(path=str(ARTIFACTS / f"check-inbox-phone-{code}.png"), full_page=True)
+    (confirmation,) = confirmations(runtime)
+    text = (
+        message_from_bytes(confirmation.read_bytes(), policy=policy.default)
+        .get_body(("plain",))
+        .get_content()
+    )  # type: ignore[union-attr]
+    link = re.search(r"https://act\.example\.org(/confirm/\S+)", text)
+    assert link, text
+    page.goto(live_server + link.group(1))
+    page.click("button[type=submit]")
+    page.wait_for_selector(".share-links")
+    page.screenshot(path=str(ARTIFACTS / f"thank-you-phone-{code}.png"), full_page=True)
+    assert page.locator(".share-links a").count() == 5
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.click("footer a")  # the privacy notice, from the page's footer, in the page's language
+    page.wait_for_url(f"**/{code}/privacy")
+    page.screenshot(path=str(ARTIFACTS / f"privacy-phone-{code}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.documentElement.lang") == code
+    page.goto(f"{live_server}/{code}/no-such-page/at-all")
+    page.screenshot(path=str(ARTIFACTS / f"not-found-phone-{code}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.lang") == code
