@@ -172,6 +172,11 @@ def not_found(page: Page, site: Site, code: str) -> None:
     assert response.status == 404
 
 
+def privacy_notice(page: Page, site: Site, code: str) -> None:
+    page.goto(f"{site.url}/{code}/privacy")
+    page.wait_for_selector("main h2")
+
+
 PAGES: dict[str, Callable[[Page, Site, str], None]] = {
     "action": action,
     "action-with-errors": action_with_errors,
@@ -182,6 +187,7 @@ PAGES: dict[str, Callable[[Page, Site, str], None]] = {
     "unsubscribed": unsubscribed,
     "index": index,
     "not-found": not_found,
+    "privacy": privacy_notice,
 }
 
 
