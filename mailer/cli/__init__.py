@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
 from mailer.cli import (
     campaign,
     db,
@@ -24,17 +22,19 @@ from mailer.cli import (
     users,
 )
 from mailer.cli.common import err
-from mailer.errors import MailerError
+from mailer.cli.localized import App
+from mailer.errors import N_, MailerError
 from mailer.i18n import _, interface_translations
 
-app = typer.Typer(
-    help=_(
+app = App(
+    help=N_(
         "Multilingual email campaigns for human-rights defenders: alerts to supporters, letters to officials."
     ),
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(services.services_app)  # worker, sweep, beat, serve: commands of their own, not a group
+app.add_typer(demo.demo_app)
 app.add_typer(db.db_app, name="db")
 app.add_typer(translations.i18n_app, name="i18n")
 app.add_typer(campaign.campaign_app, name="campaign")
@@ -45,11 +45,6 @@ app.add_typer(suppressions.suppressions_app, name="suppressions")
 app.add_typer(privacy.privacy_app, name="privacy")
 app.add_typer(privacy.keys_app, name="keys")
 app.add_typer(users.users_app, name="users")
-app.command("worker")(services.worker)
-app.command("sweep")(services.sweep_command)
-app.command("beat")(services.beat)
-app.command("serve")(services.serve)
-app.command("demo")(demo.demo)
 
 
 def main() -> None:

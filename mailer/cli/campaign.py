@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column
 
 from mailer import campaigns, events
 from mailer.cli.common import (
     JsonOption,
+    WideOption,
     emit_json,
     err,
     out,
@@ -20,22 +21,27 @@ from mailer.cli.common import (
     runtime,
     translation_status_label,
 )
+from mailer.cli.localized import App
 from mailer.cli.tables import (
+    fitted_table,
     message_state_label,
     report_table,
+    whole,
 )
+from mailer.errors import N_
 from mailer.i18n import _
 from mailer.locales import REGISTRY
 
-campaign_app = typer.Typer(help=_("Load, list and check campaigns."), no_args_is_help=True)
+campaign_app = App(help=N_("Load, list and check campaigns."))
 
 
-@campaign_app.command("load")
+@campaign_app.command(
+    "load", help=N_("Validate a campaign folder and store it (a new load of the same slug replaces the old).")
+)
 @reports_errors
 def campaign_load(
-    folder: Annotated[Path, typer.Argument(help=_("The campaign folder (campaign.yaml and *.md)."))],
+    folder: Annotated[Path, typer.Argument(help=N_("The campaign folder (campaign.yaml and *.md)."))],
 ) -> None:
-    """Validate a campaign folder and store it (a new load of the same slug replaces the old)."""
     with runtime() as rt:
         spec, created = campaigns.load_campaign(rt.db, folder)
     message = _("Campaign %(slug)s loaded.") if created else _("Campaign %(slug)s updated.")
@@ -50,10 +56,11 @@ def campaign_load(
         )
 
 
-@campaign_app.command("check")
+@campaign_app.command(
+    "check", help=N_("Completeness per locale; exits non-zero when an enabled locale lacks content.")
+)
 @reports_errors
 def campaign_check(slug: str, as_json: JsonOption = False) -> None:
-    """Completeness per locale; exits non-zero when an enabled locale lacks content."""
     with runtime() as rt:
         report = campaigns.completeness(rt.db, slug)
     incomplete = [row for row in report if row.enabled and not row.complete]
@@ -79,9 +86,8 @@ def campaign_check(slug: str, as_json: JsonOption = False) -> None:
         )
     else:
         yes, no = _("yes"), _("missing")
-        table = Table(title=_("Campaign %(slug)s") % {"slug": slug})
-        for header in (_("Locale"), _("Enabled"), _("Translation"), _("Title"), _("Alert"), _("Letter")):
-            table.add_column(header)
+        headers = (_("Locale"), _("Enabled"), _("Translation"), _("Title"), _("Alert"), _("Letter"))
+        table = fitted_table(_("Campaign %(slug)s") % {"slug": slug}, *headers)
         for row in report:
             table.add_row(
                 f"{row.locale} ({REGISTRY[row.locale].native_name})",
@@ -101,57 +107,67 @@ def campaign_check(slug: str, as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
-@campaign_app.command("list")
+@campaign_app.command("list", help=N_("The campaigns in the database."))
 @reports_errors
-def campaign_list(as_json: JsonOption = False) -> None:
-    """The campaigns in the database."""
+def campaign_list(as_json: JsonOption = False, wide: WideOption = False) -> None:
     with runtime() as rt:
         rows = [(c.slug, c.title, c.locales, c.translation_status) for c in campaigns.list_campaigns(rt.db)]
     if as_json:
         emit_json([{"slug": s, "title": t, "locales": loc, "translations": tr} for s, t, loc, tr in rows])
         return
-    table = Table(title=_("Campaigns"))
-    table.add_column(_("Slug"))
-    table.add_column(_("Title"))
-    table.add_column(_("Locales"))
+    table = fitted_table(
+        _("Campaigns"),
+        whole(_("Slug"), (row[0] for row in rows)),
+        _("Title"),
+        _("Locales"),
+        *([_("Translation")] if wide else []),
+    )
+    labels = {"source": _("source text"), "draft": _("draft"), "reviewed": _("reviewed")}
     for slug, title, locales, statuses in rows:
+        translations = ", ".join(f"{c}: {labels.get(statuses.get(c, ''), '-')}" for c in locales)
         table.add_row(
             plain(slug),
             plain(title.get("en") or next(iter(title.values()))),
-            plain(", ".join(f"{c} ({statuses.get(c, '-')})" for c in locales)),
+            plain(", ".join(locales)),
+            *([plain(translations)] if wide else []),
         )
     out.print(table)
 
 
-@campaign_app.command("preview")
+@campaign_app.command(
+    "preview",
+    help=N_("Render every locale's alert (HTML and text) and an index.html that shows them side by side."),
+)
 @reports_errors
 def campaign_preview(
     slug: str,
-    out_dir: Annotated[Path, typer.Option("--out", help=_("Folder to write the previews to."))] = Path(
+    out_dir: Annotated[Path, typer.Option("--out", help=N_("Folder to write the previews to."))] = Path(
         "preview"
     ),
 ) -> None:
-    """Render every locale's alert (HTML and text) and an index.html that shows them side by side."""
     with runtime() as rt:
         files = campaigns.preview_campaign(rt.db, rt.renderer, slug, out_dir, dt.date.today())
     out.print(_("Open %(path)s in a browser.") % {"path": files[0].resolve()})
 
 
-@campaign_app.command("report")
+@campaign_app.command(
+    "report", help=N_("Results of every mailout of a campaign, and its letters per official.")
+)
 @reports_errors
-def campaign_report(slug: str, as_json: JsonOption = False) -> None:
-    """Results of every mailout of a campaign, and its letters per official."""
+def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = False) -> None:
     with runtime() as rt:
         report = events.campaign_report(rt.db, slug)
     if as_json:
         emit_json(report)
         return
     for mailout in report["mailouts"]:
-        out.print(report_table(_("Mailout %(id)d: results") % {"id": mailout["id"]}, mailout))
-    table = Table(title=_("Letters per official"))
-    table.add_column(_("Official"))
-    for column in ("queued", "sent", "failed", "unknown"):
-        table.add_column(message_state_label(column), justify="right")
+        out.print(report_table(_("Mailout %(id)d: results") % {"id": mailout["id"]}, mailout, wide))
+    states = ("queued", "sent", "failed", "unknown") if wide else ("sent", "failed")
+    table = fitted_table(
+        _("Letters per official"),
+        whole(_("Official"), report["letters"]),
+        *(Column(message_state_label(state), justify="right") for state in states),
+    )
     for target, counts in report["letters"].items():
-        table.add_row(plain(target), *(str(counts[c]) for c in ("queued", "sent", "failed", "unknown")))
+        table.add_row(plain(target), *(str(counts[state]) for state in states))
     out.print(table)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mailer.config import Settings
 from mailer.demo_setup import demo_settings
-from mailer.errors import ImportRowError, MailerError
+from mailer.errors import N_, ImportRowError, MailerError
 from mailer.fields import forbidden_character
 from mailer.i18n import _, interface_translations
 from mailer.runtime import Runtime
@@ -30,7 +30,11 @@ out = Console(highlight=False)
 # Reasons go to stderr unwrapped: one reason, one line, whatever the terminal's width.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help=_("Print one JSON document on stdout."))]
+JsonOption = Annotated[bool, typer.Option("--json", help=N_("Print one JSON document on stdout."))]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help=N_("Show every column, even if the table is then wider than 80 characters.")),
+]
 
 
 def plain(value: object) -> Text:

@@ -7,33 +7,40 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column
 
 from mailer import mailouts
 from mailer.cli.common import (
     out,
     reports_errors,
 )
+from mailer.cli.localized import App
 from mailer.cli.tables import (
+    fitted_table,
     follow_mailout,
     print_launch,
 )
 from mailer.demo_setup import SEED_CAMPAIGN, demo_settings, prepare_demo
+from mailer.errors import N_
 from mailer.i18n import _
 from mailer.locales import REGISTRY
 from mailer.runtime import Runtime
 
+demo_app = App()  # `mailer demo` itself, a command of the root
 
+
+@demo_app.command(
+    "demo", help=N_("Load the seed campaign and demo supporters, then send the mailout into the outbox.")
+)
 @reports_errors
 def demo(
     folder: Annotated[
-        Path, typer.Option("--dir", help=_("Folder for the demo's database and outbox."))
+        Path, typer.Option("--dir", help=N_("Folder for the demo's database and outbox."))
     ] = Path("mailer-demo"),
     no_launch: Annotated[
-        bool, typer.Option("--no-launch", help=_("Prepare the database, then stop."))
+        bool, typer.Option("--no-launch", help=N_("Prepare the database, then stop."))
     ] = False,
 ) -> None:
-    """Load the seed campaign and demo supporters, then send the mailout into the outbox."""
     started = time.monotonic()
     settings = demo_settings(folder)
     rt = Runtime(settings)
@@ -92,10 +99,12 @@ def demo(
 
 def _print_demo_samples(rt: Runtime, status: mailouts.MailoutStatus) -> None:
     samples = mailouts.sample_provider_ids(rt.db, status.id)
-    table = Table(title=_("Messages per language"))
-    table.add_column(_("Locale"))
-    table.add_column(_("Recipients"), justify="right")
-    table.add_column(_("Sent"), justify="right")
+    table = fitted_table(
+        _("Messages per language"),
+        _("Locale"),
+        Column(_("Recipients"), justify="right"),
+        Column(_("Sent"), justify="right"),
+    )
     for code, counts in status.by_locale.items():
         table.add_row(
             f"{code} ({REGISTRY[code].native_name})", str(sum(counts.values())), str(counts.get("sent", 0))

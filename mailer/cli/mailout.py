@@ -8,39 +8,49 @@ from typing import Annotated
 
 import typer
 from email_validator import EmailNotValidError, validate_email
-from rich.table import Table
+from rich.table import Column
 
 from mailer import campaigns, events, mailouts, sending
 from mailer.cli.common import (
     JsonOption,
+    WideOption,
     emit_json,
     fail,
     out,
+    plain,
     reports_errors,
     runtime,
 )
+from mailer.cli.localized import App
 from mailer.cli.tables import (
+    fitted_table,
     follow_mailout,
+    message_state_label,
     print_launch,
     report_table,
     status_table,
 )
-from mailer.errors import LocaleError
+from mailer.errors import N_, LocaleError
 from mailer.i18n import _, interface_translations, ngettext
 from mailer.locales import REGISTRY, get_locale
 
-mailout_app = typer.Typer(help=_("Launch mailouts and follow their progress."), no_args_is_help=True)
+mailout_app = App(help=N_("Launch mailouts and follow their progress."))
 
 
-@mailout_app.command("launch")
+@mailout_app.command(
+    "launch",
+    help=N_(
+        "Launch the campaign's alert to a segment; launching the same mailout again sends nothing twice."
+    ),
+)
 @reports_errors
 def mailout_launch(
-    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
+    slug: Annotated[str, typer.Argument(help=N_("The campaign to send."))],
     segment: Annotated[
         list[str] | None,
         typer.Option(
             "--segment",
-            help=_(
+            help=N_(
                 "KEY=VALUE, such as locale=ar, governorate=Basra or tag=lawyers; repeat a key to widen, add keys to narrow."
             ),
         ),
@@ -48,21 +58,20 @@ def mailout_launch(
     fallback: Annotated[
         list[str] | None,
         typer.Option(
-            "--fallback", help=_("FROM=TO: send readers of FROM the content in TO, such as ckb=en.")
+            "--fallback", help=N_("FROM=TO: send readers of FROM the content in TO, such as ckb=en.")
         ),
     ] = None,
     at: Annotated[
         str | None,
         typer.Option(
-            "--at", help=_("Start later, at a time with its UTC offset, such as 2026-12-01T09:00+03:00.")
+            "--at", help=N_("Start later, at a time with its UTC offset, such as 2026-12-01T09:00+03:00.")
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help=_("Count the recipients per locale; create and send nothing."))
+        bool, typer.Option("--dry-run", help=N_("Count the recipients per locale; create and send nothing."))
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Launch the campaign's alert to a segment; launching the same mailout again sends nothing twice."""
     parsed_segment = mailouts.parse_segment(segment or [])
     fallbacks = mailouts.parse_fallbacks(fallback or [])
     start = _parse_time(at) if at else None
@@ -96,12 +105,12 @@ def _print_plan(plan: mailouts.LaunchPlan, as_json: bool) -> None:
     if as_json:
         emit_json(plan.to_json())
         return
-    table = Table(
-        title=_("Dry run of %(campaign)s: nothing is created or sent") % {"campaign": plan.campaign}
+    table = fitted_table(
+        _("Dry run of %(campaign)s: nothing is created or sent") % {"campaign": plan.campaign},
+        _("Locale"),
+        Column(_("Recipients"), justify="right"),
+        _("Content sent"),
     )
-    table.add_column(_("Locale"))
-    table.add_column(_("Recipients"), justify="right")
-    table.add_column(_("Content sent"))
     for code, count in plan.recipients.items():
         table.add_row(f"{code} ({REGISTRY[code].native_name})", str(count), plan.content_locales[code])
     table.add_row(_("all"), str(plan.total), "", style="bold")
@@ -113,34 +122,35 @@ def _print_plan(plan: mailouts.LaunchPlan, as_json: bool) -> None:
         )
 
 
-@mailout_app.command("pause")
+@mailout_app.command(
+    "pause", help=N_("Stop handing messages to the provider; resume goes on where it stopped.")
+)
 @reports_errors
 def mailout_pause(
-    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=N_("The mailout's number."))],
 ) -> None:
-    """Stop handing messages to the provider; resume goes on where it stopped."""
     with runtime() as rt:
         mailouts.pause_mailout(rt.db, mailout_id)
         out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
 
 
-@mailout_app.command("resume")
+@mailout_app.command("resume", help=N_("Go on with a paused mailout, exactly where it stopped."))
 @reports_errors
 def mailout_resume(
-    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=N_("The mailout's number."))],
 ) -> None:
-    """Go on with a paused mailout, exactly where it stopped."""
     with runtime() as rt:
         mailouts.resume_mailout(rt.db, rt.backend, mailout_id, batch_size=rt.settings.batch_size)
         out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
 
 
-@mailout_app.command("cancel")
+@mailout_app.command(
+    "cancel", help=N_("Cancel for good: once this returns, nothing more of the mailout reaches the provider.")
+)
 @reports_errors
 def mailout_cancel(
-    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=N_("The mailout's number."))],
 ) -> None:
-    """Cancel for good: once this returns, nothing more of the mailout reaches the provider."""
     with runtime() as rt:
         cancelled = mailouts.cancel_mailout(rt.db, mailout_id)
         out.print(
@@ -154,29 +164,34 @@ def mailout_cancel(
         out.print(status_table(mailouts.mailout_status(rt.db, mailout_id)))
 
 
-@mailout_app.command("test")
+@mailout_app.command("test", help=N_("Send one test message per locale to one address, outside any mailout."))
 @reports_errors
 def mailout_test(
-    slug: Annotated[str, typer.Argument(help=_("The campaign to send."))],
-    to: Annotated[str, typer.Option("--to", help=_("The address that receives the test messages."))],
+    slug: Annotated[str, typer.Argument(help=N_("The campaign to send."))],
+    to: Annotated[str, typer.Option("--to", help=N_("The address that receives the test messages."))],
     locale: Annotated[
         list[str] | None,
-        typer.Option("--locale", help=_("A locale to send (repeat); all enabled ones by default.")),
+        typer.Option("--locale", help=N_("A locale to send (repeat); all enabled ones by default.")),
     ] = None,
 ) -> None:
-    """Send one test message per locale to one address, outside any mailout."""
     address = _test_address(to)
     with runtime() as rt:
         codes = (
             [_locale_option(code) for code in locale] if locale else campaigns.enabled_locales(rt.db, slug)
         )
         results = sending.send_test(rt.db, rt.transport, rt.renderer, rt.sender, slug, address, codes)
-    table = Table(title=_("Test messages to %(address)s") % {"address": address.addr_spec})
-    table.add_column(_("Locale"))
-    table.add_column(_("Result"))
-    table.add_column(_("Detail"))
+    table = fitted_table(
+        _("Test messages to %(address)s") % {"address": address.addr_spec},
+        _("Locale"),
+        _("Result"),
+        _("Detail"),
+    )
     for row in results:
-        table.add_row(f"{row.locale} ({REGISTRY[row.locale].native_name})", row.status, row.detail or "")
+        table.add_row(
+            f"{row.locale} ({REGISTRY[row.locale].native_name})",
+            message_state_label(row.status),
+            plain(row.detail or ""),
+        )
     out.print(table)
     if any(row.status != "sent" for row in results):
         raise typer.Exit(1)
@@ -197,14 +212,13 @@ def _locale_option(code: str) -> str:
         fail(error.render(interface_translations()))
 
 
-@mailout_app.command("status")
+@mailout_app.command("status", help=N_("Counts by state and by locale."))
 @reports_errors
 def mailout_status_command(
-    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
-    watch: Annotated[bool, typer.Option("--watch", help=_("Follow the mailout until it stops."))] = False,
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=N_("The mailout's number."))],
+    watch: Annotated[bool, typer.Option("--watch", help=N_("Follow the mailout until it stops."))] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Counts by state and by locale."""
     with runtime() as rt:
         status = (
             follow_mailout(rt, mailout_id, quiet=as_json)
@@ -217,16 +231,21 @@ def mailout_status_command(
         out.print(status_table(status))
 
 
-@mailout_app.command("report")
+@mailout_app.command(
+    "report",
+    help=N_(
+        "Results per language: the ledger beside what the provider reported (deliveries, bounces, complaints)."
+    ),
+)
 @reports_errors
 def mailout_report(
-    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=_("The mailout's number."))],
+    mailout_id: Annotated[int, typer.Argument(metavar="ID", help=N_("The mailout's number."))],
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """Results per language: the ledger beside what the provider reported (deliveries, bounces, complaints)."""
     with runtime() as rt:
         report = events.mailout_report(rt.db, mailout_id)
     if as_json:
         emit_json(report)
         return
-    out.print(report_table(_("Mailout %(id)d: results") % {"id": mailout_id}, report))
+    out.print(report_table(_("Mailout %(id)d: results") % {"id": mailout_id}, report, wide))

@@ -19,22 +19,23 @@ from mailer.cli.common import (
     reports_errors,
     runtime,
 )
+from mailer.cli.localized import App
 from mailer.config import Settings
+from mailer.errors import N_
 from mailer.i18n import _, ngettext
 
-privacy_app = typer.Typer(
-    help=_("Retention of personal data, and the keys that encrypt it."), no_args_is_help=True
+privacy_app = App(help=N_("Retention of personal data, and the keys that encrypt it."))
+keys_app = App(help=N_("Make the keys that encrypt personal data."))
+
+
+@privacy_app.command(
+    "purge", help=N_("Delete now what the retention periods (MAILER_RETAIN_*) no longer allow us to keep.")
 )
-keys_app = typer.Typer(help=_("Make the keys that encrypt personal data."), no_args_is_help=True)
-
-
-@privacy_app.command("purge")
 @reports_errors
 def privacy_purge(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=_("Only say what would go."))] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=N_("Only say what would go."))] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete now what the retention periods (MAILER_RETAIN_*) no longer allow us to keep."""
     with runtime() as rt:
         report = privacy.purge(rt.db, rt.retention, rt.clock(), dry_run=dry_run)
     if as_json:
@@ -73,10 +74,11 @@ def privacy_purge(
         out.print("  " + line % {"num": num})
 
 
-@privacy_app.command("rekey")
+@privacy_app.command(
+    "rekey", help=N_("Re-encrypt every stored value under the current key (the first in MAILER_DATA_KEY).")
+)
 @reports_errors
 def privacy_rekey() -> None:
-    """Re-encrypt every stored value under the current key (the first in MAILER_DATA_KEY)."""
     with runtime() as rt:
         result = privacy.rekey(rt.db)
     out.print(
@@ -90,36 +92,46 @@ def privacy_rekey() -> None:
         )
 
 
-@keys_app.command("generate")
+@keys_app.command(
+    "generate",
+    help=N_("A new installation key for MAILER_DATA_KEY: keep it apart from the database and its backups."),
+)
 @reports_errors
 def keys_generate(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help=_("Write it to this new file (mode 0600).")),
+        typer.Option("--output", "-o", help=N_("Write it to this new file (mode 0600).")),
     ] = None,
 ) -> None:
-    """A new installation key for MAILER_DATA_KEY: keep it apart from the database and its backups."""
     _write_key(vault.generate_key(), output)
 
 
-@keys_app.command("rotate")
+@keys_app.command(
+    "rotate",
+    help=N_(
+        "A new data key for this installation (from MAILER_DATA_KEY): put it first in MAILER_DATA_KEY, "
+        "keep the old one after it, then run `mailer privacy rekey`."
+    ),
+)
 @reports_errors
 def keys_rotate(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help=_("Write it to this new file (mode 0600).")),
+        typer.Option("--output", "-o", help=N_("Write it to this new file (mode 0600).")),
     ] = None,
 ) -> None:
-    """A new data key for this installation (from MAILER_DATA_KEY): put it first in MAILER_DATA_KEY,
-    keep the old one after it, then run `mailer privacy rekey`."""
     _write_key(Settings.from_env().require_vault().rotated_key(), output)
 
 
-@keys_app.command("public")
+@keys_app.command(
+    "public",
+    help=N_(
+        "The write-only form of the current key, for processes that must never read personal data "
+        "(the action pages in production): they can store a submission but not read one."
+    ),
+)
 @reports_errors
 def keys_public() -> None:
-    """The write-only form of the current key, for processes that must never read personal data (the
-    action pages in production): they can store a submission but not read one."""
     out.print(Settings.from_env().require_vault().public_form(), soft_wrap=True)
 
 

@@ -17,22 +17,27 @@ from mailer.cli.common import (
     reports_errors,
     runtime,
 )
+from mailer.cli.localized import App
 from mailer.config import Settings
 from mailer.demo_setup import demo_settings
+from mailer.errors import N_
 from mailer.i18n import _
 from mailer.runtime import Runtime
 from mailer.tasking import QUEUES
 
 log = logging.getLogger("mailer")
+services_app = App()  # its commands join the root: `mailer worker`, not `mailer services worker`
 
 
+@services_app.command(
+    "worker", help=N_("Start a Celery worker on MAILER_BROKER_URL that sends the queued batches.")
+)
 @reports_errors
 def worker(
-    concurrency: Annotated[int, typer.Option(help=_("Worker processes."))] = 2,
-    queues: Annotated[str, typer.Option(help=_("Comma-separated queues to serve."))] = ",".join(QUEUES),
-    loglevel: Annotated[str, typer.Option(help=_("Log level."))] = "info",
+    concurrency: Annotated[int, typer.Option(help=N_("Worker processes."))] = 2,
+    queues: Annotated[str, typer.Option(help=N_("Comma-separated queues to serve."))] = ",".join(QUEUES),
+    loglevel: Annotated[str, typer.Option(help=N_("Log level."))] = "info",
 ) -> None:
-    """Start a Celery worker on MAILER_BROKER_URL that sends the queued batches."""
     with runtime() as rt:
         names = [q.strip() for q in queues.split(",") if q.strip()]
         unknown = [q for q in names if q not in QUEUES]
@@ -44,9 +49,12 @@ def worker(
         rt.backend.run_worker(names, concurrency, loglevel)
 
 
+@services_app.command(
+    "sweep",
+    help=N_("Once: settle claims of dead workers, start scheduled mailouts, queue retries that are due."),
+)
 @reports_errors
 def sweep_command(as_json: JsonOption = False) -> None:
-    """Once: settle claims of dead workers, start scheduled mailouts, queue retries that are due."""
     with runtime() as rt:
         report = rt.sweep()
     if as_json:
@@ -68,12 +76,14 @@ def sweep_command(as_json: JsonOption = False) -> None:
     )
 
 
+@services_app.command(
+    "beat", help=N_("Run the scheduler that sweeps periodically (run exactly one, beside the workers).")
+)
 @reports_errors
 def beat(
-    interval: Annotated[float, typer.Option(help=_("Seconds between two sweeps."))] = 30.0,
-    loglevel: Annotated[str, typer.Option(help=_("Log level."))] = "info",
+    interval: Annotated[float, typer.Option(help=N_("Seconds between two sweeps."))] = 30.0,
+    loglevel: Annotated[str, typer.Option(help=N_("Log level."))] = "info",
 ) -> None:
-    """Run the scheduler that sweeps periodically (run exactly one, beside the workers)."""
     # A service: it starts even while the database is away, and every pass tries again.
     with runtime(check_schema=False) as rt:
         if rt.settings.broker_url is not None:
@@ -88,15 +98,21 @@ def beat(
             time.sleep(interval)
 
 
+@services_app.command(
+    "serve",
+    help=N_(
+        "Serve the action pages and the dashboard at /admin/ "
+        "(for production, run gunicorn on mailer.web.wsgi:app)."
+    ),
+)
 @reports_errors
 def serve(
-    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help=_("Port to listen on."))] = 8000,
+    host: Annotated[str, typer.Option(help=N_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=N_("Port to listen on."))] = 8000,
     demo_folder: Annotated[
-        Path | None, typer.Option("--demo", help=_("Serve the database of `mailer demo` in this folder."))
+        Path | None, typer.Option("--demo", help=N_("Serve the database of `mailer demo` in this folder."))
     ] = None,
 ) -> None:
-    """Serve the action pages and the dashboard at /admin/ (for production, run gunicorn on mailer.web.wsgi:app)."""
     from mailer.web import create_app
 
     settings = demo_settings(demo_folder) if demo_folder is not None else Settings.from_env()

@@ -6,61 +6,69 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mailer import events
 from mailer.cli.common import (
     JsonOption,
+    WideOption,
     emit_json,
     out,
     plain,
     reports_errors,
     runtime,
 )
+from mailer.cli.localized import App
+from mailer.cli.tables import fitted_table, whole
+from mailer.errors import N_
 from mailer.i18n import _, ngettext
 
-suppressions_app = typer.Typer(
-    help=_("List, add, remove and export suppressed addresses."), no_args_is_help=True
+suppressions_app = App(help=N_("List, add, remove and export suppressed addresses."))
+ScopeOption = Annotated[str, typer.Option("--scope", help=N_("supporter or target"))]
+
+
+@suppressions_app.command(
+    "list",
+    help=N_("Every suppressed address, with its reason kept apart (unsubscribe, bounce, complaint, ...)."),
 )
-ScopeOption = Annotated[str, typer.Option("--scope", help=_("supporter or target"))]
-
-
-@suppressions_app.command("list")
 @reports_errors
-def suppressions_list(as_json: JsonOption = False) -> None:
-    """Every suppressed address, with its reason kept apart (unsubscribe, bounce, complaint, ...)."""
+def suppressions_list(as_json: JsonOption = False, wide: WideOption = False) -> None:
     with runtime() as rt:
         rows = events.list_suppressions(rt.db)
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=_("Suppressions"))
-    for header in (_("Address"), _("Scope"), _("Reason"), _("Source"), _("Since")):
-        table.add_column(header)
+    table = fitted_table(
+        _("Suppressions"),
+        whole(_("Address"), (row["email"] for row in rows)),
+        *([_("Scope")] if wide else []),
+        _("Reason"),
+        *([_("Source")] if wide else []),
+        _("Since"),
+    )
     for row in rows:
-        table.add_row(
-            *(plain(row[k]) for k in ("email", "scope", "reason", "source")), row["created_at"][:16]
-        )
+        shown = ("email", "scope", "reason", "source") if wide else ("email", "reason")
+        table.add_row(*(plain(row[k]) for k in shown), row["created_at"][:16].replace("T", " "))
     out.print(table)
 
 
-@suppressions_app.command("add")
+@suppressions_app.command("add", help=N_("Stop all mail to an address (a manual suppression)."))
 @reports_errors
 def suppressions_add(email: str, scope: ScopeOption = "supporter") -> None:
-    """Stop all mail to an address (a manual suppression)."""
     with runtime() as rt:
         added = events.add_suppression(rt.db, email, scope)
     out.print(_("Suppressed.") if added else _("Already suppressed."))
 
 
-@suppressions_app.command("remove")
+@suppressions_app.command(
+    "remove",
+    help=N_("Lift a suppression (only with the person's consent: it does not resubscribe them to alerts)."),
+)
 @reports_errors
 def suppressions_remove(
     email: str,
     scope: ScopeOption = "supporter",
-    reason: Annotated[str | None, typer.Option("--reason", help=_("Only this reason."))] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help=N_("Only this reason."))] = None,
 ) -> None:
-    """Lift a suppression (only with the person's consent: it does not resubscribe them to alerts)."""
     with runtime() as rt:
         removed = events.remove_suppression(rt.db, email, scope, reason)
     out.print(
@@ -68,9 +76,13 @@ def suppressions_remove(
     )
 
 
-@suppressions_app.command("export")
+@suppressions_app.command(
+    "export",
+    help=N_(
+        "All suppressions as CSV on stdout; cells that a spreadsheet would run as formulas are neutralised."
+    ),
+)
 @reports_errors
 def suppressions_export() -> None:
-    """All suppressions as CSV on stdout; cells that a spreadsheet would run as formulas are neutralised."""
     with runtime() as rt:
         sys.stdout.write(events.export_suppressions_csv(events.list_suppressions(rt.db)))

@@ -1,12 +1,19 @@
-"""Tables and labels that several command groups print (a mailout's status, its results)."""
+"""Tables and labels that several command groups print (a mailout's status, its results).
+
+Every table is made by :func:`fitted_table`, for an 80-column terminal (an SSH session, a laptop split in two)
+in any of the four languages: listings show the columns one needs and take ``--wide`` for the rest.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from rich.cells import cell_len
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from mailer import events, mailouts
 from mailer.cli.common import (
@@ -17,6 +24,24 @@ from mailer.errors import MailerError
 from mailer.i18n import _, interface_translations, ngettext
 from mailer.locales import REGISTRY
 from mailer.runtime import Runtime
+
+#: The results a report shows without ``--wide``: what the provider says became of the messages.
+REPORT_COLUMNS = ("sent", "delivered", "bounced", "complained", "unsubscribed")
+
+
+def fitted_table(title: str | Text, *columns: str | Column, caption: Text | None = None) -> Table:
+    """A table whose cells fold onto a next line when their column is too narrow: Rich's default ends
+    them with an ellipsis, and "queu…" or a slug cut short can neither be read nor copied."""
+    table = Table(*columns, title=title, caption=caption)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def whole(header: str, values: Iterable[str]) -> Column:
+    """A column of values one copies into the next command (slugs, addresses): as wide as its longest
+    value, so that the other columns wrap first (folded, never cut, if even that cannot fit)."""
+    return Column(header, width=max([cell_len(header), *(cell_len(value) for value in values)]))
 
 
 def status_table(status: mailouts.MailoutStatus) -> Table:
@@ -37,11 +62,13 @@ def status_table(status: mailouts.MailoutStatus) -> Table:
             _("Throttled: the provider asked us to wait until %(time)s UTC")
             % {"time": status.throttled_until.strftime("%H:%M:%S")}
         )
-    table = Table(title=title, caption=caption)
-    table.add_column(_("Locale"))
     shown = [s for s in mailouts.MESSAGE_STATES if status.counts.get(s) or s in ("queued", "sent")]
-    for state in shown:
-        table.add_column(message_state_label(state), justify="right")
+    table = fitted_table(
+        title,
+        _("Locale"),
+        *(Column(message_state_label(state), justify="right") for state in shown),
+        caption=caption,
+    )
     for code, counts in status.by_locale.items():
         table.add_row(f"{code} ({REGISTRY[code].native_name})", *(str(counts.get(s, 0)) for s in shown))
     table.add_row(_("all"), *(str(status.counts.get(s, 0)) for s in shown), style="bold")
@@ -73,7 +100,7 @@ def mailout_state_label(state: str) -> str:
     return labels.get(state, state)
 
 
-def report_table(title: str, report: dict[str, Any]) -> Table:
+def report_table(title: str, report: dict[str, Any], wide: bool = False) -> Table:
     labels = {
         "queued": _("queued"),
         "sent": _("sent"),
@@ -87,15 +114,11 @@ def report_table(title: str, report: dict[str, Any]) -> Table:
         "failed": _("failed"),
         "unknown": _("unknown"),
     }
-    table = Table(title=title)
-    table.add_column(_("Locale"))
-    for column in events.DELIVERY_COLUMNS:
-        table.add_column(labels[column], justify="right")
+    shown = [c for c in events.DELIVERY_COLUMNS if wide or c in REPORT_COLUMNS]
+    table = fitted_table(title, _("Locale"), *(Column(labels[c], justify="right") for c in shown))
     for code, row in report["locales"].items():
-        table.add_row(
-            f"{code} ({REGISTRY[code].native_name})", *(str(row[c]) for c in events.DELIVERY_COLUMNS)
-        )
-    table.add_row(_("all"), *(str(report["total"][c]) for c in events.DELIVERY_COLUMNS), style="bold")
+        table.add_row(f"{code} ({REGISTRY[code].native_name})", *(str(row[c]) for c in shown))
+    table.add_row(_("all"), *(str(report["total"][c]) for c in shown), style="bold")
     return table
 
 

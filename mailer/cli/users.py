@@ -8,25 +8,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mailer import accounts
 from mailer.cli.common import JsonOption, emit_json, fail, out, plain, reports_errors, runtime
+from mailer.cli.localized import App
+from mailer.cli.tables import fitted_table, whole
+from mailer.errors import N_
 from mailer.i18n import _
 
-users_app = typer.Typer(
-    help=_("Accounts for the dashboard: add, list, remove, reset a password."), no_args_is_help=True
-)
+users_app = App(help=N_("Accounts for the dashboard: add, list, remove, reset a password."))
 
 RoleOption = Annotated[
-    str, typer.Option("--role", help=_("viewer, coordinator or admin (each may do what the one before may)."))
+    str,
+    typer.Option("--role", help=N_("viewer, coordinator or admin (each may do what the one before may).")),
 ]
 DemoOption = Annotated[
-    Path | None, typer.Option("--demo", help=_("The accounts of `mailer demo`'s database in this folder."))
+    Path | None, typer.Option("--demo", help=N_("The accounts of `mailer demo`'s database in this folder."))
 ]
 PasswordStdin = Annotated[
     bool,
-    typer.Option("--password-stdin", help=_("Read the password from the first line of standard input.")),
+    typer.Option("--password-stdin", help=N_("Read the password from the first line of standard input.")),
 ]
 
 
@@ -46,7 +47,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@users_app.command("add")
+@users_app.command(
+    "add", help=N_("Add an account (an admin sets up two-factor sign-in at their first sign-in).")
+)
 @reports_errors
 def users_add(
     email: str,
@@ -54,7 +57,6 @@ def users_add(
     password_stdin: PasswordStdin = False,
     demo: DemoOption = None,
 ) -> None:
-    """Add an account (an admin sets up two-factor sign-in at their first sign-in)."""
     accounts.check_role(role)
     password = accounts.check_password(_read_password(password_stdin))
     with runtime(demo=demo) as rt:
@@ -65,20 +67,21 @@ def users_add(
     )
 
 
-@users_app.command("list")
+@users_app.command("list", help=N_("Every account, its role and whether it has a second factor."))
 @reports_errors
 def users_list(as_json: JsonOption = False, demo: DemoOption = None) -> None:
-    """Every account, its role and whether it has a second factor."""
     with runtime(demo=demo) as rt:
         rows = accounts.list_accounts(rt.db)
     if as_json:
         emit_json([row.to_json() for row in rows])
         return
-    table = Table(title=_("Accounts"))
-    table.add_column(_("Address"), no_wrap=True)
-    table.add_column(_("Role"))
-    table.add_column(_("Two-factor"))
-    table.add_column(_("Since"))
+    table = fitted_table(
+        _("Accounts"),
+        whole(_("Address"), (row.email for row in rows)),
+        _("Role"),
+        _("Two-factor"),
+        _("Since"),
+    )
     for row in rows:
         table.add_row(
             plain(row.email),
@@ -89,28 +92,28 @@ def users_list(as_json: JsonOption = False, demo: DemoOption = None) -> None:
     out.print(table)
 
 
-@users_app.command("remove")
+@users_app.command(
+    "remove", help=N_("Remove an account: it can never sign in again (the audit log keeps its name).")
+)
 @reports_errors
 def users_remove(email: str, demo: DemoOption = None) -> None:
-    """Remove an account: it can never sign in again (the audit log keeps its name)."""
     with runtime(demo=demo) as rt:
         account = accounts.remove_account(rt.db, email, _now())
         accounts.record(rt.db, None, "account.remove", f"account {account.id}")
     out.print(plain(_("Account %(email)s removed.") % {"email": account.email}))
 
 
-@users_app.command("reset-password")
+@users_app.command("reset-password", help=N_("Set a new password; every session of the account ends."))
 @reports_errors
 def users_reset_password(
     email: str,
     password_stdin: PasswordStdin = False,
     reset_two_factor: Annotated[
         bool,
-        typer.Option("--reset-two-factor", help=_("Also forget the second factor (a lost phone).")),
+        typer.Option("--reset-two-factor", help=N_("Also forget the second factor (a lost phone).")),
     ] = False,
     demo: DemoOption = None,
 ) -> None:
-    """Set a new password; every session of the account ends."""
     password = accounts.check_password(_read_password(password_stdin))
     with runtime(demo=demo) as rt:
         account = accounts.reset_password(rt.db, email, password, reset_two_factor)
