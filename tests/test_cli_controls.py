@@ -41,9 +41,15 @@ def test_dry_run_counts_and_sends_nothing(loaded: dict[str, str], tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     assert last_json(result.stdout)["recipients"] == {"ckb": 5}
+    assert last_json(result.stdout)["draft_locales"] == ["ckb"]
+    assert "ckb are drafts" in result.stderr  # said before a launch, beside the JSON, not in it
     assert not (tmp_path / "outbox").exists()
     human = mailer(["mailout", "launch", "protect-hrds-iraq", "--dry-run"], loaded, tmp_path)
     assert "20" in human.stdout
+    english = mailer(
+        ["mailout", "launch", "protect-hrds-iraq", "--segment", "locale=en", "--dry-run"], loaded, tmp_path
+    )
+    assert "drafts" not in english.stderr
 
 
 def test_schedule_then_sweep_when_due(loaded: dict[str, str], tmp_path: Path) -> None:

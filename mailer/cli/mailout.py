@@ -15,6 +15,7 @@ from mailer.cli.common import (
     JsonOption,
     WideOption,
     emit_json,
+    err,
     fail,
     out,
     plain,
@@ -77,10 +78,12 @@ def mailout_launch(
     start = _parse_time(at) if at else None
     with runtime() as rt:
         rt.check_can_send()  # before anything is written: a launch that cannot send leaves nothing behind
+        plan = mailouts.plan_mailout(rt.db, slug, parsed_segment, fallbacks)
         if dry_run:
-            plan = mailouts.plan_mailout(rt.db, slug, parsed_segment, fallbacks)
             _print_plan(plan, as_json)
+            _warn_unreviewed(plan)
             return
+        _warn_unreviewed(plan)
         result = mailouts.launch_mailout(
             rt.db, rt.backend, slug, parsed_segment, fallbacks, batch_size=rt.settings.batch_size, at=start
         )
@@ -89,6 +92,20 @@ def mailout_launch(
         emit_json({**status.to_json(), "created": result.created, "new_messages": result.new_messages})
         return
     print_launch(result, status)
+
+
+def _warn_unreviewed(plan: mailouts.LaunchPlan) -> None:
+    """Said before anything is sent (on stderr, so that --json stays clean): drafts go to real people."""
+    if plan.draft_locales:
+        err.print(
+            _("Warning: the texts in %(locales)s are drafts that no native speaker has reviewed.")
+            % {"locales": ", ".join(plan.draft_locales)}
+        )
+    if plan.unreviewed_names:
+        err.print(
+            _("Warning: the campaign has not confirmed the spelling of %(names)s (names: in its manifest).")
+            % {"names": ", ".join(plan.unreviewed_names)}
+        )
 
 
 def _parse_time(text: str) -> dt.datetime:
