@@ -28,7 +28,7 @@ from mailer.content import markdown_to_html, markdown_to_text, substitute
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import FieldProblem, check_address, check_line, check_text
 from mailer.governorates import find_governorate, governorate_name
-from mailer.locales import LOCALE_CODES, get_locale
+from mailer.locales import LOCALE_CODES, get_locale, language_name
 from mailer.rendering import PreparedEmail
 from mailer.sending import ComposeContext, Composed, Parcel, ledger_message_id, utc_now
 from mailer.store import Database
@@ -437,6 +437,8 @@ def _plain_html(text: str) -> str:
 
 
 def _plain_text(text: str, rtl: bool) -> str:
+    """The supporter's own text for a text/plain part; each paragraph of a right-to-left language opens with
+    a right-to-left mark, for clients that guess a paragraph's direction from its first letter."""
     prefix = "\u200f" if rtl else ""
     return "\n\n".join(prefix + p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip())
 
@@ -534,7 +536,7 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
                 "title": target.title[code],
                 "body_html": text.html,
                 "body_text": text.text,
-                **_note_context(secrets, code),
+                **_note_context(secrets, letter.locale),
                 "signature": _signature(letter, secrets, code),
                 "campaign_title": title,
             },
@@ -557,11 +559,15 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
     return composed
 
 
-def _note_context(secrets: LetterSecrets, code: str) -> dict[str, str]:
+def _note_context(secrets: LetterSecrets, code: str) -> dict[str, Any]:
+    """The supporter's note, in ``code``: the language the supporter wrote in, never the official's (a
+    Kurmanji note in a letter to an Arabic reader still runs left to right)."""
+    locale = get_locale(code)
     return {
         "note": secrets.note,
+        "note_locale": locale,
         "note_html": _plain_html(secrets.note),
-        "note_text": _plain_text(secrets.note, get_locale(code).is_rtl),
+        "note_text": _plain_text(secrets.note, locale.is_rtl),
     }
 
 
@@ -590,7 +596,8 @@ def _compose_to_supporters(
 
 
 def _letter_groups(session: Session, letter: Letter, secrets: LetterSecrets) -> list[dict[str, Any]]:
-    """Each language's letter, with the officials who get it (names in the supporter's language)."""
+    """Each language's letter, with the officials who get it; the language and the officials are named in
+    the supporter's language (a Sorani reader reads "بە زمانی ئینگلیزی", never "بە زمانی English")."""
     targets = repo.active_targets(session, letter.targets)
     groups = []
     for target_code in dict.fromkeys(t.letter_locale for t in targets):
@@ -599,7 +606,7 @@ def _letter_groups(session: Session, letter: Letter, secrets: LetterSecrets) -> 
         groups.append(
             {
                 "locale": locale,
-                "language": locale.native_name,
+                "language": language_name(target_code, letter.locale),
                 "subject": text.subject,
                 "body_html": text.html,
                 "body_text": text.text,
@@ -619,22 +626,29 @@ def _confirmation_values(
         for g in _letter_groups(session, letter, secrets)
     ]
     token = confirmation_token(context.signer, letter.id, letter.key or "")
-    return {"groups": groups, "confirm_url": f"{context.sender.base_url}/confirm/{token}"}
+    return {
+        "groups": groups,
+        "confirm_url": f"{context.sender.base_url}/confirm/{token}",
+        "privacy_url": context.sender.privacy_url(letter.locale),
+    }
 
 
 def _copy_values(
     session: Session, letter: Letter, secrets: LetterSecrets, context: ComposeContext
 ) -> dict[str, Any]:
-    """The supporter's own letter, and the officials it goes to (sent after they confirmed)."""
+    """The supporter's own letter, and the officials it goes to (sent after they confirmed). The email's
+    subject carries the letter's own ("Your letter: <subject>"): it is a checked one-line field."""
     text = _letter_text(session, letter, secrets, letter.locale)
     targets = repo.active_targets(session, letter.targets)
     return {
         "name": secrets.name,
         **_note_context(secrets, letter.locale),
         "officials": [_official(t, letter.locale) for t in targets],
-        "subject": text.subject,
+        "letter_locale": get_locale(letter.locale),
+        "letter_subject": text.subject,
         "body_html": text.html,
         "body_text": text.text,
+        "privacy_url": context.sender.privacy_url(letter.locale),
     }
 
 

@@ -124,6 +124,28 @@ def normalize_locale(code: str) -> str:
     return get_locale(code).code
 
 
+#: Names that CLDR lacks or gets wrong, as (language, reader): CLDR knows Kurmanji only as "ku", which
+#: Arabic and Sorani call plain "Kurdish" (as ambiguous as the bare code), and its Arabic name for Sorani
+#: inverts the term our catalogs use. English readers get the registry's own English names.
+_LANGUAGE_NAMES: dict[tuple[str, str], str] = {
+    ("kmr", "ar"): "الكردية الكرمانجية",
+    ("kmr", "ckb"): "کوردیی کورمانجی",
+    ("ckb", "ar"): "الكردية السورانية",
+}
+
+
+def language_name(code: str, reader: str) -> str:
+    """The language ``code`` named in the ``reader``'s language, as it stands inside a sentence ("in Arabic",
+    "باللغة الإنجليزية"): a reader must understand which language a letter is in, not be shown its self-name."""
+    language, reading = get_locale(code), get_locale(reader)
+    if reading.code == SOURCE_LOCALE:
+        return language.english_name
+    known = _LANGUAGE_NAMES.get((language.code, reading.code))
+    if known is not None:
+        return known
+    return str(reading.babel.languages.get(language.babel.language) or language.native_name)
+
+
 @cache
 def _babel_locale(babel_id: str) -> BabelLocale:
     return BabelLocale.parse(babel_id)

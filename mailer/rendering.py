@@ -87,6 +87,8 @@ class Renderer:
             env.install_gettext_translations(translations(locale.code), newstyle=True)  # type: ignore[attr-defined]
             # Numbers inside translated sentences, in the locale's digits: {{ ngettext(...)|digits }}.
             env.filters["digits"] = partial(_localize_digits, locale)
+            # A run of unknown direction (a person's name) inside a sentence: {{ _("Dear %(name)s,", name=name|bdi) }}.
+            env.filters["bdi"] = _isolate
             self._environments[locale.code] = env
         return env
 
@@ -110,7 +112,8 @@ class Renderer:
         env = self.environment(locale.code)
         try:
             subject = " ".join(env.get_template(f"email/{name}/subject.txt").render(full).split())
-            full = {**full, "subject": subject}  # the layout's <title>
+            # The layout's <title>, under a name of its own: a caller's "subject" (the letter's) stays its own.
+            full = {**full, "email_subject": subject}
             html = env.get_template(f"email/{name}/body.html").render(full)
             text = env.get_template(f"email/{name}/body.txt").render(full)
         except TemplateError as err:
@@ -130,9 +133,13 @@ class Renderer:
             "preheader": "",
         }
 
-    def render_alert(self, content: AlertContent, code: str, sent_on: dt.date) -> PreparedEmail:
-        """The alert in one locale, CSS inlined, placeholders left as markers."""
+    def render_alert(
+        self, content: AlertContent, code: str, sent_on: dt.date, privacy_url: str = "#"
+    ) -> PreparedEmail:
+        """The alert in one locale, CSS inlined, placeholders left as markers. ``privacy_url`` is the privacy
+        notice in this locale (previews leave it pointing nowhere, like their unsubscribe link)."""
         locale = get_locale(code)
+        subject = insert_markers(content.subject)
         context = {
             "locale": locale,
             "align": "right" if locale.is_rtl else "left",
@@ -140,11 +147,13 @@ class Renderer:
             "font_stack": FONT_STACK,
             "rtl_mark": RLM if locale.is_rtl else "",
             "campaign_title": content.campaign_title,
-            "subject": insert_markers(content.subject),
+            "subject": subject,
+            "email_subject": subject,
             "preheader": insert_markers(content.preheader),
             "content_html": markdown_to_html(content.body, rtl=locale.is_rtl),
             "content_text": markdown_to_text(content.body, rtl=locale.is_rtl).rstrip("\n"),
             "unsubscribe_url": marker("unsubscribe_url"),
+            "privacy_url": privacy_url,
             "sent_on": format_date(sent_on, locale.code),
         }
         env = self.environment(locale.code)
@@ -157,6 +166,14 @@ class Renderer:
                 N_("alert template in %(code)s: %(reason)s"), code=locale.code, reason=str(err)
             ) from err
         return PreparedEmail(locale=locale, subject=subject, html=_inliner().inline(html), text=text + "\n")
+
+
+def _isolate(value: object) -> Markup:
+    """``<bdi>``: a name written in any script keeps its own direction and leaves the sentence's punctuation
+    where the sentence put it ("مرحبًا Sarah،" keeps its comma after the name). Its direction is unknown, so
+    not ``<span dir="ltr">`` (content.py's choice for Latin runs); a client that drops the element keeps the
+    name, merely not isolated."""
+    return Markup("<bdi>%s</bdi>") % (value,)  # the value escaped
 
 
 def _localize_digits(locale: Locale, value: object) -> object:

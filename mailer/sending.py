@@ -56,6 +56,10 @@ class SenderIdentity:
     from_name: str
     base_url: str
 
+    def privacy_url(self, code: str) -> str:
+        """The public privacy notice in a language: every email to a supporter links to it from its footer."""
+        return f"{self.base_url}/{code}/privacy"
+
 
 @dataclass
 class BatchResult:
@@ -140,6 +144,7 @@ def compose_alerts(session: Session, messages: list[Message], context: ComposeCo
             AlertContent(content.title, content.subject, content.preheader, content.body),
             code,
             context.now.date(),
+            privacy_url=context.sender.privacy_url(code),
         )
         recipients = [
             _recipient(m, supporters[m.supporter_id or 0], campaign, context.signer, context.sender)
@@ -467,7 +472,10 @@ def send_test(
             content = contents[code]
             title = campaign.title.get(code, campaign.title[campaign.default_locale])
             prepared = renderer.render_alert(
-                AlertContent(title, content.subject, content.preheader, content.body), code, clock().date()
+                AlertContent(title, content.subject, content.preheader, content.body),
+                code,
+                clock().date(),
+                privacy_url=sender.privacy_url(code),
             )
             name = to.display_name or SAMPLE_NAMES.get(code, "Test")
             recipient = Recipient(

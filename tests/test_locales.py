@@ -5,7 +5,7 @@ from babel.messages.plurals import get_plural
 
 from mailer.errors import LocaleError
 from mailer.i18n import format_date, format_number
-from mailer.locales import LOCALE_CODES, REGISTRY, get_locale
+from mailer.locales import LOCALE_CODES, REGISTRY, get_locale, language_name
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,20 @@ def test_plural_forms_agree_with_babel() -> None:
 def test_names_in_themselves() -> None:
     assert REGISTRY["ar"].native_name == "العربية"
     assert REGISTRY["kmr"].native_name == "Kurmancî"
+
+
+def test_languages_are_named_in_the_readers_language() -> None:
+    """CLDR calls Kurmanji plain "Kurdish" (its code is bare "ku") outside Kurmanji itself: our own names
+    stand in, so that no reader sees two languages under one name, nor a name in another script."""
+    names = {reader: [language_name(code, reader) for code in LOCALE_CODES] for reader in LOCALE_CODES}
+    assert names["en"] == ["English", "Arabic", "Sorani Kurdish", "Kurmanji Kurdish"]
+    assert names["ar"] == ["الإنجليزية", "العربية", "الكردية السورانية", "الكردية الكرمانجية"]
+    assert names["ckb"] == ["ئینگلیزی", "عەرەبی", "کوردیی ناوەندی", "کوردیی کورمانجی"]
+    assert names["kmr"][:2] == ["îngilîzî", "erebî"]
+    for reader, named in names.items():
+        assert len(set(named)) == len(named), (reader, named)
+        if REGISTRY[reader].script == "Arab":
+            assert not any(c.isascii() and c.isalpha() for name in named for c in name), (reader, named)
 
 
 def test_numbers_and_dates_follow_the_registry_digits() -> None:

@@ -28,6 +28,7 @@ def render(code: str):  # type: ignore[no-untyped-def]
         AlertContent(SEED.title[code], content.subject, content.preheader, content.body),
         code,
         dt.date(2026, 11, 27),
+        privacy_url=f"https://act.example.org/{code}/privacy",
     )
     values = {
         **RECIPIENTS[code],
