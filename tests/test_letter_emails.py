@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from sqlalchemy import update
 
 from mailer import campaigns, letters, mailouts
 from mailer.i18n import translations
 from mailer.locales import LOCALE_CODES, REGISTRY, language_name
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
+from mailer.store.models import Target
 from mailer.supporters import import_supporters
 from mailer.targets import import_targets
 from tests.factories import supporters_csv
@@ -38,7 +40,8 @@ SHOTS = ARTIFACTS / "emails"
 RLM = "\u200f"
 ISOLATES = re.compile("[\u2066-\u2069]")
 #: Who writes, from where, with which note (each in the writer's own language). From Duhok a letter goes
-#: out in all four languages; from Basra in Arabic and English.
+#: out in all four languages (here the Duhok governor's office reads Kurmanji; the demo directory writes
+#: to it in Sorani); from Basra in Arabic and English.
 WRITERS = {
     "ar": ("زينب حسن", "zainab@example.org", "Duhok", "أرجو أن تُسقطوا هذه الدعاوى اليوم."),
     "ckb": ("شیلان ئەحمەد", "shilan@example.org", "Duhok", "تکایە ئەم دۆسیەیە دابخەن."),
@@ -60,6 +63,8 @@ CASES = {
 def rt(runtime: Runtime) -> Runtime:
     campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
     import_targets(runtime.db, demo_dir() / "officials.yaml")
+    with runtime.db.session() as session:  # one official who reads Kurmanji, for letters in four languages
+        session.execute(update(Target).where(Target.slug == "governor-of-duhok").values(letter_locale="kmr"))
     return runtime
 
 

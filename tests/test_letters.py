@@ -152,7 +152,7 @@ def test_initials_only_keeps_the_name_out_of_every_letter(rt: Runtime) -> None:
         assert "Rojda" not in raw
         assert "rojda@example.com" not in raw
         assert message["Reply-To"] is None
-    duhok = next(m for m in sent if m["Content-Language"] == "kmr")
+    duhok = next(m for m in sent if "duhok-gov" in str(m["To"]))
     assert "R. Ş." in duhok.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
