@@ -629,6 +629,7 @@ def _confirmation_values(
     return {
         "groups": groups,
         "confirm_url": f"{context.sender.base_url}/confirm/{token}",
+        "confirm_hours": CONFIRM_MAX_AGE // 3600,
         "privacy_url": context.sender.privacy_url(letter.locale),
     }
 
