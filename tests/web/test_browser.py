@@ -48,6 +48,18 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+def confirmation_path(confirmation: Path) -> str:
+    """The confirmation link's path, read from the plain part of the email in the outbox."""
+    text = (
+        message_from_bytes(confirmation.read_bytes(), policy=policy.default)
+        .get_body(("plain",))
+        .get_content()
+    )  # type: ignore[union-attr]
+    link = re.search(r"https://act\.example\.org(/confirm/\S+)", text)
+    assert link, text
+    return link.group(1)
+
+
 def test_write_confirm_and_deliver_from_the_sorani_page(
     browser: object, live_server: str, runtime: Runtime
 ) -> None:
@@ -70,14 +82,7 @@ def test_write_confirm_and_deliver_from_the_sorani_page(
     assert "/ckb/protect-hrds-iraq" in page.url
 
     (confirmation,) = sorted(runtime.settings.outbox_dir.glob("confirm-*.eml"))
-    text = (
-        message_from_bytes(confirmation.read_bytes(), policy=policy.default)
-        .get_body(("plain",))
-        .get_content()
-    )  # type: ignore[union-attr]
-    link = re.search(r"https://act\.example\.org(/confirm/\S+)", text)
-    assert link, text
-    page.goto(live_server + link.group(1))
+    page.goto(live_server + confirmation_path(confirmation))
     assert page.evaluate("document.documentElement.dir") == "rtl"
     page.click("button[type=submit]")
     page.wait_for_selector("h1")
@@ -218,14 +223,7 @@ def test_thank_you_privacy_and_error_pages_on_a_phone(
     page.wait_for_selector("main h1")
     page.screenshot(path=str(ARTIFACTS / f"check-inbox-phone-{code}.png"), full_page=True)
     (confirmation,) = confirmations(runtime)
-    text = (
-        message_from_bytes(confirmation.read_bytes(), policy=policy.default)
-        .get_body(("plain",))
-        .get_content()
-    )  # type: ignore[union-attr]
-    link = re.search(r"https://act\.example\.org(/confirm/\S+)", text)
-    assert link, text
-    page.goto(live_server + link.group(1))
+    page.goto(live_server + confirmation_path(confirmation))
     page.click("button[type=submit]")
     page.wait_for_selector(".share-links")
     page.screenshot(path=str(ARTIFACTS / f"thank-you-phone-{code}.png"), full_page=True)
