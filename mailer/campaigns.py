@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from markupsafe import Markup
+from sqlalchemy import bindparam, select
 
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders, markdown_to_html
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
@@ -28,7 +29,7 @@ from mailer.rendering import AlertContent, RenderedEmail, Renderer
 from mailer.sharing import MEDIA_TYPES, ImageProblem, ShareImage, check_image
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import SLUG
+from mailer.store.models import SLUG, Campaign, CampaignContent, CampaignImage
 
 MANIFEST = "campaign.yaml"
 #: The kinds of text a campaign holds, and the placeholders each may use.
@@ -636,6 +637,34 @@ def content_versions(db: Database, slug: str) -> dict[tuple[str, str], int]:
     """The version of each (kind, locale) of a campaign."""
     with db.session() as session:
         return repo.content_versions(session, repo.get_campaign(session, slug).id)
+
+
+# Built once: on every request, building a statement would cost more than running it.
+_PAGE_TEXTS = (
+    select(Campaign.updated_at, CampaignContent.kind, CampaignContent.locale, CampaignContent.version)
+    .outerjoin(CampaignContent, CampaignContent.campaign_id == Campaign.id)
+    .where(Campaign.slug == bindparam("slug"))
+    .order_by(CampaignContent.kind, CampaignContent.locale)
+)
+_PAGE_IMAGES = (
+    select(CampaignImage.locale, CampaignImage.digest)
+    .join(Campaign, CampaignImage.campaign_id == Campaign.id)
+    .where(Campaign.slug == bindparam("slug"))
+    .order_by(CampaignImage.locale)
+)
+
+
+def page_version(db: Database, slug: str) -> tuple[object, ...] | None:
+    """What a cached action page of the campaign depends on (the campaign's row, each text's version,
+    each share image's digest): cheap enough to ask on every request, so that a reload or an edit shows
+    at once. None for an unknown campaign."""
+    with db.session() as session:
+        connection = session.connection()  # Core rows: no ORM work for plain columns
+        texts = connection.execute(_PAGE_TEXTS, {"slug": slug}).all()
+        if not texts:
+            return None
+        images = connection.execute(_PAGE_IMAGES, {"slug": slug}).all()
+    return (*(tuple(row) for row in texts), *(tuple(row) for row in images))
 
 
 def preview_html(

@@ -68,14 +68,22 @@ def substitute(text: str, values: Mapping[str, str], for_html: bool, rtl: bool =
 
     def value_for(match: re.Match[str]) -> str:
         value = values.get(_ORDER[int(match.group(1))], "")
-        if not for_html:
-            return value
-        escaped = escape(value, quote=True)
-        if rtl and _LATIN_RUN.search(value) and not value.startswith("http"):
-            return f'<span dir="ltr">{escaped}</span>'
-        return escaped
+        return html_value(value, rtl) if for_html else value
 
     return _MARKER.sub(value_for, text)
+
+
+def placeholder_of(marker_text: str) -> str:
+    """The placeholder a marker stands for (``MAILERPH01`` -> ``name``)."""
+    return _ORDER[int(marker_text[len("MAILERPH") :])]
+
+
+def html_value(value: str, rtl: bool) -> str:
+    """A recipient's value as it goes into HTML: escaped, and a Latin run isolated in right-to-left text."""
+    escaped = escape(value, quote=True)
+    if rtl and not value.startswith("http") and _LATIN_RUN.search(value):
+        return f'<span dir="ltr">{escaped}</span>'
+    return escaped
 
 
 def _markdown() -> MarkdownIt:

@@ -39,6 +39,8 @@ class FieldProblem(MailerError):
 def forbidden_character(value: str, multiline: bool = False) -> str | None:
     """The first character that must not be in a field, or None. Only LF, TAB and the direction marks
     may pass in text."""
+    if value.isprintable():  # no control, format, surrogate, private or unassigned character: the usual case
+        return None
     for char in value:
         if multiline and (char in "\n\t" or char in DIRECTION_MARKS):
             continue

@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +35,7 @@ from mailer.store import repository as repo
 from mailer.store.models import Campaign, Letter, Message, Target
 from mailer.tasking import LETTERS_QUEUE, TaskBackend
 from mailer.tokens import InvalidToken, TokenSigner
-from mailer.transports import BulkEmail, Recipient
+from mailer.transports import BulkEmail, Mailbox, Recipient
 from mailer.vault import UnreadableError, new_record_key, open_record, seal_record
 
 Clock = Callable[[], dt.datetime]
@@ -480,9 +479,9 @@ def _single(
     message: Message,
     email: PreparedEmail,
     context: ComposeContext,
-    to: Address,
-    sender: Address,
-    reply_to: Address | None = None,
+    to: Mailbox,
+    sender: Mailbox,
+    reply_to: Mailbox | None = None,
     kind: str = "letter",
 ) -> Parcel:
     domain = context.sender.from_email.rpartition("@")[2]
@@ -548,13 +547,13 @@ def compose_letters(session: Session, messages: list[Message], context: ComposeC
             "campaign": title,
         }
         # Never the supporter's own address in From: their domain's DMARC policy would reject the letter.
-        sender = Address(display_name=via, addr_spec=context.sender.from_email)
+        sender = Mailbox(display_name=via, addr_spec=context.sender.from_email)
         reply_to = (
-            Address(display_name=secrets.name, addr_spec=secrets.email)
+            Mailbox(display_name=secrets.name, addr_spec=secrets.email)
             if letter.share == "name_email"
             else None
         )
-        to = Address(display_name=target.name[code], addr_spec=target.email)
+        to = Mailbox(display_name=target.name[code], addr_spec=target.email)
         composed.parcels.append(_single(message, email, context, to, sender, reply_to))
     return composed
 
@@ -581,7 +580,7 @@ def _compose_to_supporters(
 ) -> Composed:
     """Emails to the supporter who wrote each letter, in their language, from the campaign's address."""
     composed = Composed()
-    sender = Address(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
+    sender = Mailbox(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
     for message in messages:
         letter = repo.get_letter(session, message.letter_id or 0)
         secrets = letter_secrets(letter)
@@ -590,7 +589,7 @@ def _compose_to_supporters(
             continue
         values = values_for(session, letter, secrets, context)
         email = context.renderer.render_email(kind, values, letter.locale)
-        to = Address(secrets.name if named else "", addr_spec=secrets.email)
+        to = Mailbox(display_name=secrets.name if named else "", addr_spec=secrets.email)
         composed.parcels.append(_single(message, email, context, to, sender, kind=kind))
     return composed
 

@@ -24,7 +24,6 @@ import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 from typing import Any
 from urllib.parse import quote
 
@@ -36,7 +35,7 @@ from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign, Message, Supporter
 from mailer.tokens import TokenSigner
-from mailer.transports import BulkEmail, Delivery, Recipient, Transport, TransportHalted
+from mailer.transports import BulkEmail, Delivery, Mailbox, Recipient, Transport, TransportHalted
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +395,7 @@ def _recipient(
     domain = sender.from_email.rpartition("@")[2]
     return Recipient(
         ledger_id=message.id,
-        address=Address(display_name=supporter.name, addr_spec=supporter.email),
+        address=Mailbox(display_name=supporter.name, addr_spec=supporter.email),
         values={
             "first_name": supporter.name.split()[0],
             "name": supporter.name,
@@ -429,7 +428,7 @@ def _bulk_alert(
         kind="alert",
         locale=prepared.locale.code,
         rtl=prepared.locale.is_rtl,
-        sender=Address(display_name=sender.from_name, addr_spec=sender.from_email),
+        sender=Mailbox(display_name=sender.from_name, addr_spec=sender.from_email),
         subject=prepared.subject,
         text=prepared.text,
         html=prepared.html,
@@ -458,7 +457,7 @@ def send_test(
     renderer: Renderer,
     sender: SenderIdentity,
     slug: str,
-    to: Address,
+    to: Mailbox,
     locales: Sequence[str],
     clock: Clock = utc_now,
 ) -> list[TestSendResult]:

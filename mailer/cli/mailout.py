@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from email.headerregistry import Address
 from typing import Annotated
 
 import typer
@@ -34,6 +33,7 @@ from mailer.cli.tables import (
 from mailer.errors import N_, LocaleError
 from mailer.i18n import _, interface_translations, ngettext
 from mailer.locales import REGISTRY, get_locale
+from mailer.transports import Mailbox
 
 mailout_app = App(help=N_("Launch mailouts and follow their progress."))
 
@@ -214,12 +214,12 @@ def mailout_test(
         raise typer.Exit(1)
 
 
-def _test_address(text: str) -> Address:
+def _test_address(text: str) -> Mailbox:
     try:
         normalized = validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as error:
         fail(_("--to %(value)s is not a valid address: %(reason)s") % {"value": text, "reason": error})
-    return Address(addr_spec=normalized)
+    return Mailbox(addr_spec=normalized)
 
 
 def _locale_option(code: str) -> str:

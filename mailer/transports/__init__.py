@@ -3,10 +3,11 @@
 from mailer.transports.base import (
     BulkEmail,
     Delivery,
+    Mailbox,
     OutboundEmail,
     Recipient,
     Transport,
     TransportHalted,
 )
 
-__all__ = ["BulkEmail", "Delivery", "OutboundEmail", "Recipient", "Transport", "TransportHalted"]
+__all__ = ["BulkEmail", "Delivery", "Mailbox", "OutboundEmail", "Recipient", "Transport", "TransportHalted"]

@@ -15,6 +15,7 @@ from mailer.letters import CONFIRM_MAX_AGE
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale
 from mailer.runtime import Runtime
 from mailer.web.limits import Throttle
+from mailer.web.page_cache import ActionPageCache
 
 
 class Web:
@@ -23,6 +24,8 @@ class Web:
     def __init__(self, runtime: Runtime, throttle: Throttle) -> None:
         self.runtime = runtime
         self.throttle = throttle
+        # The app's clock, read at each use: tests move it after the app is made.
+        self.pages = ActionPageCache(runtime.db, lambda: runtime.clock())
 
     def client_ip(self) -> str:
         """Only the hops we were told to trust: a client can write anything into X-Forwarded-For."""

@@ -203,7 +203,9 @@ COUNTER_FROM = 10
 
 def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
     code = g.locale.code
-    page = letters.action_page(web().runtime.db, slug, code, translations(code).gettext("friend"))
+    # The same for every visitor: built once per process and language, not per request.
+    shared = web().pages.get(slug, code, translations(code).gettext("friend"))
+    page = shared.page
     # Governorates that add the same officials are named together, once (Erbil, Sulaymaniyah and Halabja).
     by_officials: dict[tuple[letters.Official, ...], list[str]] = {}
     for key, officials in page.local.items():
@@ -235,7 +237,7 @@ def action_context(slug: str, values: dict[str, str], problems: dict[str, Mailer
         "groups": groups,
         "chosen": chosen,
         "governorates": [(key, governorate_name(key, code)) for key in GOVERNORATES],
-        **share_context(slug),
+        **share_context(slug, shared.card),
     }
 
 
@@ -247,11 +249,12 @@ def form_again(slug: str, raw: dict[str, str], problems: dict[str, MailerError])
         abort(404)
 
 
-def share_context(slug: str) -> dict[str, Any]:
+def share_context(slug: str, card: campaigns.ShareCard | None = None) -> dict[str, Any]:
     """What a shared link shows (the page's preview tags) and the links that share it, in the page's
     language; addresses are absolute, from MAILER_BASE_URL, as chats need them."""
     code = g.locale.code
-    card = campaigns.share_card(web().runtime.db, slug, code)
+    if card is None:
+        card = campaigns.share_card(web().runtime.db, slug, code)
     base = web().runtime.settings.base_url
     page_url = base + url_for("public.action_page", locale=code, slug=slug)
     image_url = (

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import cast
@@ -14,7 +13,7 @@ from typing import cast
 import pytest
 
 from mailer.content import marker
-from mailer.transports import BulkEmail, Recipient, Transport
+from mailer.transports import BulkEmail, Mailbox, Recipient, Transport
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport
 from mailer.transports.smtp import SmtpTransport
@@ -100,7 +99,7 @@ def bulk(recipients: list[tuple[int, str, str]]) -> BulkEmail:
         kind="alert",
         locale="ar",
         rtl=True,
-        sender=Address("Solidarity", addr_spec="alerts@example.org"),
+        sender=Mailbox(display_name="Solidarity", addr_spec="alerts@example.org"),
         subject=f"مرحبا {first}",
         text=f"\u200fعزيزي {first}،\nرابط: {marker('unsubscribe_url')}\n",
         html=f'<html lang="ar" dir="rtl"><body><p>عزيزي {first}</p><a href="{marker("unsubscribe_url")}">x</a></body></html>',
@@ -108,7 +107,7 @@ def bulk(recipients: list[tuple[int, str, str]]) -> BulkEmail:
         recipients=[
             Recipient(
                 ledger_id=ledger_id,
-                address=Address(name, addr_spec=email),
+                address=Mailbox(display_name=name, addr_spec=email),
                 values={"first_name": name, "unsubscribe_url": f"https://act.example.org/u/{ledger_id}"},
                 message_id=f"<alert.{ledger_id}@example.org>",
                 headers={"List-Unsubscribe": f"<https://act.example.org/u/{ledger_id}>"},

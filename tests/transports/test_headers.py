@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mailer.content import marker
-from mailer.transports import BulkEmail, Delivery, OutboundEmail, Recipient
+from mailer.transports import BulkEmail, Delivery, Mailbox, OutboundEmail, Recipient
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport
 from mailer.transports.smtp import SmtpTransport
@@ -94,12 +93,9 @@ BASE_HEADERS = {
 }
 
 
-def address(display_name: str, addr_spec: str) -> Address:
-    """An Address with any display name: the class refuses CR and LF itself (in this interpreter), so such a
-    name is put in afterwards, to show what the transports do should one ever get through."""
-    made = Address(addr_spec=addr_spec)
-    made._display_name = display_name  # type: ignore[attr-defined]
-    return made
+def address(display_name: str, addr_spec: str) -> Mailbox:
+    """A mailbox with any display name, to show what the transports do should one ever get through."""
+    return Mailbox(display_name=display_name, addr_spec=addr_spec)
 
 
 def outbound(

@@ -7,14 +7,13 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from email.headerregistry import Address
 from typing import Any
 
 import httpx
 import pytest
 
 from mailer.content import marker
-from mailer.transports import BulkEmail, Recipient, TransportHalted
+from mailer.transports import BulkEmail, Mailbox, Recipient, TransportHalted
 from mailer.transports.sendgrid import LEDGER_ARG, SendGridTransport, build_payload
 from tests.conftest import free_port
 from tests.fakes.sendgrid_server import (
@@ -134,16 +133,16 @@ def test_unreachable_is_transient_and_slow_is_unknown() -> None:
 # What the fake refuses: SendGrid's document, its prose included, so that a payload mistake fails a test.
 
 
-WRITER = Address("شیلان ئەحمەد", addr_spec="shilan@example.org")
+WRITER = Mailbox(display_name="شیلان ئەحمەد", addr_spec="shilan@example.org")
 
 
-def letter(reply_to: Address | None = WRITER) -> BulkEmail:
+def letter(reply_to: Mailbox | None = WRITER) -> BulkEmail:
     """A letter to one official as the letters composer builds it: the writer only in Reply-To."""
     return BulkEmail(
         kind="letter",
         locale="ar",
         rtl=True,
-        sender=Address("شیلان ئەحمەد via Protect HRDs", addr_spec="alerts@example.org"),
+        sender=Mailbox(display_name="شیلان ئەحمەد via Protect HRDs", addr_spec="alerts@example.org"),
         subject="الإفراج عن المدافعين",
         text="\u200fسيادة الرئيس،\n\nنص الرسالة.\n",
         html='<html lang="ar" dir="rtl"><body><p>سيادة الرئيس،</p></body></html>',
@@ -151,7 +150,9 @@ def letter(reply_to: Address | None = WRITER) -> BulkEmail:
         recipients=[
             Recipient(
                 ledger_id=7,
-                address=Address("رئيس مجلس القضاء الأعلى", addr_spec="president-office@sjc.example.org"),
+                address=Mailbox(
+                    display_name="رئيس مجلس القضاء الأعلى", addr_spec="president-office@sjc.example.org"
+                ),
                 values={},
                 message_id="<letter.7.abc@example.org>",
             )

@@ -4,7 +4,6 @@ numbers, then a confirmation that says what will happen), its live progress, its
 from __future__ import annotations
 
 import datetime as dt
-from email.headerregistry import Address
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from mailer.errors import N_, MailerError, MailoutError, NotFoundError
 from mailer.governorates import GOVERNORATES, governorate_name
 from mailer.i18n import format_number
 from mailer.locales import LOCALE_CODES, REGISTRY
+from mailer.transports import Mailbox
 from mailer.web.admin import access, audit, bp, now, page, problem_text
 from mailer.web.base import web
 
@@ -177,7 +177,7 @@ def mailout_test() -> Any:
             rt.renderer,
             rt.sender,
             slug,
-            Address(addr_spec=g.person.account.email),
+            Mailbox(addr_spec=g.person.account.email),
             codes,
         )
     except MailerError as error:
