@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from markupsafe import Markup
-from sqlalchemy import bindparam, select
+from sqlalchemy import CompoundSelect, String, bindparam, cast, literal, null, select, union_all
 
 from mailer.content import PLACEHOLDERS, find_unknown_placeholders, markdown_to_html
 from mailer.errors import N_, CampaignError, CampaignProblem, LocaleError
@@ -639,32 +639,31 @@ def content_versions(db: Database, slug: str) -> dict[tuple[str, str], int]:
         return repo.content_versions(session, repo.get_campaign(session, slug).id)
 
 
-# Built once: on every request, building a statement would cost more than running it.
-_PAGE_TEXTS = (
-    select(Campaign.updated_at, CampaignContent.kind, CampaignContent.locale, CampaignContent.version)
+# Built once: on every request, building the statement would cost more than running it. One statement,
+# the campaign's row with each text's version, then each share image's digest ("~image" is no kind).
+_PAGE_VERSION: CompoundSelect[Any] = union_all(
+    select(
+        Campaign.updated_at,
+        CampaignContent.kind,
+        CampaignContent.locale,
+        cast(CampaignContent.version, String),
+    )
     .outerjoin(CampaignContent, CampaignContent.campaign_id == Campaign.id)
-    .where(Campaign.slug == bindparam("slug"))
-    .order_by(CampaignContent.kind, CampaignContent.locale)
-)
-_PAGE_IMAGES = (
-    select(CampaignImage.locale, CampaignImage.digest)
+    .where(Campaign.slug == bindparam("slug")),
+    select(null(), literal("~image"), CampaignImage.locale, CampaignImage.digest)
     .join(Campaign, CampaignImage.campaign_id == Campaign.id)
-    .where(Campaign.slug == bindparam("slug"))
-    .order_by(CampaignImage.locale)
+    .where(Campaign.slug == bindparam("slug")),
 )
 
 
-def page_version(db: Database, slug: str) -> tuple[object, ...] | None:
+def page_version(db: Database, slug: str) -> frozenset[tuple[object, ...]] | None:
     """What a cached action page of the campaign depends on (the campaign's row, each text's version,
     each share image's digest): cheap enough to ask on every request, so that a reload or an edit shows
     at once. None for an unknown campaign."""
-    with db.session() as session:
-        connection = session.connection()  # Core rows: no ORM work for plain columns
-        texts = connection.execute(_PAGE_TEXTS, {"slug": slug}).all()
-        if not texts:
-            return None
-        images = connection.execute(_PAGE_IMAGES, {"slug": slug}).all()
-    return (*(tuple(row) for row in texts), *(tuple(row) for row in images))
+    # A bare connection, no ORM session: one read, about a tenth of a millisecond.
+    with db.engine.connect() as connection:
+        rows = connection.execute(_PAGE_VERSION, {"slug": slug}).all()
+    return frozenset(tuple(row) for row in rows) or None
 
 
 def preview_html(

@@ -32,7 +32,8 @@ from mailer.rendering import PreparedEmail
 from mailer.sending import ComposeContext, Composed, Parcel, ledger_message_id, utc_now
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Campaign, Letter, Message, Target
+from mailer.store.models import Campaign, Letter, Target
+from mailer.store.repository import Claimed
 from mailer.tasking import LETTERS_QUEUE, TaskBackend
 from mailer.tokens import InvalidToken, TokenSigner
 from mailer.transports import BulkEmail, Mailbox, Recipient
@@ -476,7 +477,7 @@ def _official(target: Target, code: str) -> str:
 
 
 def _single(
-    message: Message,
+    message: Claimed,
     email: PreparedEmail,
     context: ComposeContext,
     to: Mailbox,
@@ -507,7 +508,7 @@ def _single(
     return Parcel([message.id], None, bulk)
 
 
-def compose_letters(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+def compose_letters(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """One email per (letter, official), in the official's language, from "<supporter> via <campaign>"."""
     composed = Composed()
     for message in messages:
@@ -572,7 +573,7 @@ def _note_context(secrets: LetterSecrets, code: str) -> dict[str, Any]:
 
 def _compose_to_supporters(
     session: Session,
-    messages: list[Message],
+    messages: list[Claimed],
     context: ComposeContext,
     kind: str,
     values_for: Callable[[Session, Letter, LetterSecrets, ComposeContext], dict[str, Any]],
@@ -652,12 +653,12 @@ def _copy_values(
     }
 
 
-def compose_confirmations(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+def compose_confirmations(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """The email with the signed link to the page where the supporter reads and confirms the letter."""
     return _compose_to_supporters(session, messages, context, "confirm", _confirmation_values, named=False)
 
 
-def compose_copies(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
+def compose_copies(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """The supporter's copy, in their language, naming the officials it goes to."""
     return _compose_to_supporters(session, messages, context, "copy", _copy_values, named=True)
 

@@ -24,7 +24,7 @@ import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -33,9 +33,11 @@ from mailer.governorates import governorate_name
 from mailer.rendering import AlertContent, PreparedEmail, Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import Campaign, Message, Supporter
+from mailer.store.models import Campaign
+from mailer.store.repository import AlertRecipient, Claimed
 from mailer.tokens import TokenSigner
 from mailer.transports import BulkEmail, Delivery, Mailbox, Recipient, Transport, TransportHalted
+from mailer.transports.base import ascii_addr_spec
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +121,24 @@ class Composed:
 
 
 #: Builds the parcels for the claimed rows of one kind (alert, letter, confirm, copy), inside one transaction.
-Composer = Callable[[Session, list[Message], ComposeContext], Composed]
+Composer = Callable[[Session, list[Claimed], ComposeContext], Composed]
 
 
-def compose_alerts(session: Session, messages: list[Message], context: ComposeContext) -> Composed:
-    """Alerts: rendered once per (mailout, content locale), personalised per recipient, chunked."""
+def compose_alerts(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
+    """Alerts: rendered once per (mailout, content locale) for the whole batch, whatever the transport's
+    chunk size, personalised per recipient, chunked."""
     composed = Composed()
-    supporters = repo.get_supporters(session, [m.supporter_id for m in messages if m.supporter_id])
-    suppressed = repo.suppressed_indexes(session, [s.email_index for s in supporters.values()], "supporter")
+    supporters = repo.alert_recipients(session, [m.supporter_id for m in messages if m.supporter_id])
     sendable = []
     for message in messages:
         supporter = supporters.get(message.supporter_id or 0)
-        if supporter is None or supporter.email_index in suppressed:
+        if supporter is None or supporter.suppressed:
             composed.skipped.append((message.id, "suppressed at send time"))
         else:
             sendable.append(message)
-    for chunk in _chunks(sendable, context.chunk_size):
-        mailout = repo.get_mailout(session, chunk[0].mailout_id or 0)
+    for (mailout_id, code), rows in _runs(sendable):
+        mailout = repo.get_mailout(session, mailout_id)
         campaign = repo.get_campaign_by_id(session, mailout.campaign_id)
-        code = chunk[0].content_locale
         content = repo.mailout_alert(session, mailout, code)  # as it was at launch
         prepared = context.renderer.render_alert(
             AlertContent(content.title, content.subject, content.preheader, content.body),
@@ -145,13 +146,27 @@ def compose_alerts(session: Session, messages: list[Message], context: ComposeCo
             context.now.date(),
             privacy_url=context.sender.privacy_url(code),
         )
-        recipients = [
-            _recipient(m, supporters[m.supporter_id or 0], campaign, context.signer, context.sender)
-            for m in chunk
-        ]
-        email = _bulk_alert(prepared, recipients, campaign, context.sender, context.now)
-        composed.parcels.append(Parcel([m.id for m in chunk], mailout.id, email))
+        links = _AlertLinks(context.signer, context.sender, campaign.slug, code)
+        recipients = []
+        for message in rows:
+            try:
+                recipients.append(links.recipient(message, supporters[message.supporter_id or 0]))
+            except Exception as err:  # one recipient's bad data never holds back the others
+                composed.broken.append(_broken(message.id, err))
+        for start in range(0, len(recipients), context.chunk_size):
+            chunk = recipients[start : start + context.chunk_size]
+            email = _bulk_alert(prepared, chunk, campaign, context.sender, context.now)
+            composed.parcels.append(Parcel([r.ledger_id for r in chunk], mailout.id, email))
     return composed
+
+
+def _broken(message_id: int, err: Exception) -> tuple[int, str]:
+    """A row that cannot be composed, and why: the reason may quote an address, so it goes to the ledger
+    row (encrypted) and the log names the row only."""
+    log.error(
+        "message %d cannot be composed (%s): see `mailer mailout status`", message_id, type(err).__name__
+    )
+    return message_id, f"cannot be composed: {type(err).__name__}: {err}"[:500]
 
 
 def send_batch(
@@ -167,14 +182,14 @@ def send_batch(
     result = BatchResult()
     claimed_at = clock()  # the claim's stamp: every later write of this call is conditional on it
     with db.session() as session:
-        claimed = repo.claim_messages(session, message_ids, claimed_at)
-    result.claimed = len(claimed)
-    if not claimed:
+        messages = repo.claim_rows(session, message_ids, claimed_at)
+    result.claimed = len(messages)
+    if not messages:
         return result
+    # Committed before composing: a row that kills its worker while being composed counts its attempts.
     context = dataclasses.replace(context, now=clock(), chunk_size=transport.chunk_size)
+    attempts = {m.id: m.attempts for m in messages}
     with db.session() as session:
-        messages = repo.get_messages(session, claimed)
-        attempts = {m.id: m.attempts for m in messages}
         composed = Composed()
         for kind, group in itertools.groupby(sorted(messages, key=lambda m: m.kind), key=lambda m: m.kind):
             rows = list(group)
@@ -188,7 +203,7 @@ def send_batch(
 
 
 def _compose_isolated(
-    session: Session, composer: Composer, rows: list[Message], context: ComposeContext
+    session: Session, composer: Composer, rows: list[Claimed], context: ComposeContext
 ) -> Composed:
     """Compose a kind's rows together; when that raises, each row alone, so that the row that cannot be
     composed (a broken address, content gone) is set apart and its batch-mates go out."""
@@ -203,11 +218,7 @@ def _compose_isolated(
             with session.begin_nested():
                 composed.add(composer(session, [row], context))
         except Exception as err:
-            # The reason may quote an address: it goes to the ledger row (encrypted), the log names the row.
-            log.error(
-                "message %d cannot be composed (%s): see `mailer mailout status`", row.id, type(err).__name__
-            )
-            composed.broken.append((row.id, f"cannot be composed: {type(err).__name__}: {err}"[:500]))
+            composed.broken.append(_broken(row.id, err))
     return composed
 
 
@@ -227,6 +238,8 @@ class _BatchRun:
     claimed_at: dt.datetime | None = None
     #: Claimed rows whose provider call has not begun: what an interruption gives back to the queue.
     pending: list[int] = field(default_factory=list)
+    #: Whether the batch's mailouts were checked for their end with the last outcome recorded.
+    finish_checked: bool = False
 
     def run(self) -> None:
         db, clock = self.db, self.clock
@@ -235,8 +248,8 @@ class _BatchRun:
             self._record([(i, "suppressed", {"error": reason}) for i, reason in self.composed.skipped])
             now = clock()
             self._record([(i, *self._retry_or_fail(i, reason, now)) for i, reason in self.composed.broken])
-            for parcel in self.composed.parcels:
-                self._send(parcel)
+            for number, parcel in enumerate(self.composed.parcels, 1):
+                self._send(parcel, last=number == len(self.composed.parcels))
         except TransportHalted as halt:
             # The provider refused us: nothing more can leave until a person acts.
             with db.session() as session:
@@ -254,21 +267,26 @@ class _BatchRun:
             raise
         finally:
             self.transport.close()
-            with db.session() as session:
-                for mailout_id in self.mailout_ids:
-                    repo.finish_mailout_if_done(session, mailout_id, clock())
+            if not self.finish_checked:
+                with db.session() as session:
+                    for mailout_id in self.mailout_ids:
+                        repo.finish_mailout_if_done(session, mailout_id, clock())
 
-    def _send(self, parcel: Parcel) -> None:
-        if self._wait_for_provider(parcel):
-            return
-        with self.db.session() as session:  # the last word before the provider: is the mailout still running?
-            called = set(
-                repo.mark_provider_called(session, parcel.message_ids, self.clock(), self.claimed_at)
-            )
-            stopped = [i for i in parcel.message_ids if i not in called]
-            repo.release_messages(session, stopped, self.clock(), self.claimed_at)
+    def _send(self, parcel: Parcel, last: bool = False) -> None:
+        now = self.clock()
+        with self.db.session() as session:  # the last word before the provider: may it be called now?
+            until = repo.provider_paused_until(session, now, self.transport.name)
+            if until is None:  # and is the mailout still running?
+                called = set(repo.mark_provider_called(session, parcel.message_ids, now, self.claimed_at))
+                stopped = [i for i in parcel.message_ids if i not in called]
+                repo.release_messages(session, stopped, now, self.claimed_at)
+            else:  # the provider asked every worker to wait (429): back untried, due when the wait is over
+                repo.release_messages(session, parcel.message_ids, now, self.claimed_at, not_before=until)
         done = set(parcel.message_ids)  # committed: from here on, the provider's or given back
         self.pending = [i for i in self.pending if i not in done]
+        if until is not None:
+            self.result.count("throttled", len(parcel.message_ids))
+            return
         self.result.count("released", len(stopped))
         if not called:
             return
@@ -296,7 +314,8 @@ class _BatchRun:
             [
                 (d.ledger_id, *self._ledger_values(d, self.attempts.get(d.ledger_id, 1), now))
                 for d in deliveries
-            ]
+            ],
+            finish=last,
         )
         waits = [d.retry_after for d in deliveries if d.status == "transient" and d.retry_after]
         if waits:  # the provider's rate limit holds for every worker: one pause for all of them
@@ -311,20 +330,6 @@ class _BatchRun:
                     source = f"{self.transport.name}: {errors[message.id]}"
                     repo.suppress_for_message(session, message, "hard_bounce", source)
 
-    def _wait_for_provider(self, parcel: Parcel) -> bool:
-        """True when the provider asked every worker to wait (429): the parcel goes back, untried and
-        not counted, due when the wait is over."""
-        now = self.clock()
-        with self.db.session() as session:
-            until = repo.provider_paused_until(session, now, self.transport.name)
-            if until is None:
-                return False
-            repo.release_messages(session, parcel.message_ids, now, self.claimed_at, not_before=until)
-        done = set(parcel.message_ids)
-        self.pending = [i for i in self.pending if i not in done]
-        self.result.count("throttled", len(parcel.message_ids))
-        return True
-
     def _retry_or_fail(self, message_id: int, reason: str, now: dt.datetime) -> tuple[str, dict[str, Any]]:
         """A row whose composing raised: again later (the claim counted an attempt), failed at the cap."""
         attempts = self.attempts.get(message_id, 1)
@@ -333,8 +338,9 @@ class _BatchRun:
         not_before = now + retry_delay(attempts, None, self.retry_base)
         return "queued", {"error": reason, "not_before": not_before, "dispatched_at": None}
 
-    def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Write the outcomes of a parcel in one transaction."""
+    def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]], finish: bool = False) -> None:
+        """Write the outcomes of a parcel in one transaction: one statement per outcome (a provider answers a
+        whole request alike), and, after the batch's last parcel, whether its mailouts are done."""
         if not rows:
             return
         now = self.clock()
@@ -346,6 +352,10 @@ class _BatchRun:
         with self.db.session() as session:
             for status, values, ids in groups.values():
                 repo.finish_messages(session, ids, status, now, self.claimed_at, **values)
+            if finish:
+                for mailout_id in self.mailout_ids:
+                    repo.finish_mailout_if_done(session, mailout_id, now)
+                self.finish_checked = True
 
     def _ledger_values(
         self, delivery: Delivery, attempts: int, now: dt.datetime
@@ -368,49 +378,71 @@ class _BatchRun:
         return "unknown", {"error": delivery.error, "provider_message_id": delivery.provider_id}
 
 
-def ledger_message_id(message: Message, domain: str) -> str:
+class LedgerRow(Protocol):
+    """What names a ledger row: a claimed row and a stored message both have it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def idempotency_key(self) -> str: ...
+
+
+def ledger_message_id(message: LedgerRow, domain: str) -> str:
     """The Message-ID of a ledger row, the same every time it is composed: should a person ever send an
     'unknown' row again, mail clients see one message, not two (RFC 5322 3.6.4)."""
     digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:16]
     return f"<{message.kind}.{message.id}.{digest}@{domain}>"
 
 
-def _chunks(messages: list[Message], size: int) -> list[list[Message]]:
-    """Runs of one (mailout, content locale), at most ``size`` long: one provider call each."""
+def _runs(messages: list[Claimed]) -> list[tuple[tuple[int, str], list[Claimed]]]:
+    """The rows of each (mailout, content locale), in id order: one rendering each."""
     ordered = sorted(messages, key=lambda m: (m.mailout_id or 0, m.content_locale, m.id))
-    chunks: list[list[Message]] = []
-    for _, group in itertools.groupby(ordered, key=lambda m: (m.mailout_id or 0, m.content_locale)):
-        run = list(group)
-        chunks.extend(run[start : start + size] for start in range(0, len(run), size))
-    return chunks
+    return [
+        (key, list(group))
+        for key, group in itertools.groupby(ordered, key=lambda m: (m.mailout_id or 0, m.content_locale))
+    ]
 
 
-def _recipient(
-    message: Message, supporter: Supporter, campaign: Campaign, signer: TokenSigner, sender: SenderIdentity
-) -> Recipient:
-    code = message.content_locale
-    unsubscribe_token = signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
-    unsubscribe_url = f"{sender.base_url}/u/{unsubscribe_token}"
-    mailto = f"mailto:{sender.from_email}?subject={quote('unsubscribe ' + unsubscribe_token)}"
-    domain = sender.from_email.rpartition("@")[2]
-    return Recipient(
-        ledger_id=message.id,
-        address=Mailbox(display_name=supporter.name, addr_spec=supporter.email),
-        values={
-            "first_name": supporter.name.split()[0],
-            "name": supporter.name,
-            "governorate": governorate_name(supporter.governorate, code) if supporter.governorate else "",
-            # No token: a forwarded alert must not let anyone act in this supporter's name.
-            "action_url": f"{sender.base_url}/{code}/{campaign.slug}",
-            "unsubscribe_url": unsubscribe_url,
-        },
-        message_id=ledger_message_id(message, domain),
-        # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
-        headers={
-            "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
-    )
+class _AlertLinks:
+    """A recipient's values and headers for the alerts of one campaign in one locale: what is the same for
+    every recipient is worked out once."""
+
+    def __init__(self, signer: TokenSigner, sender: SenderIdentity, slug: str, code: str) -> None:
+        self.signer = signer
+        self.code = code
+        self.base_url = sender.base_url
+        self.domain = sender.from_email.rpartition("@")[2]
+        self.mailto = f"mailto:{sender.from_email}?subject="
+        # No token: a forwarded alert must not let anyone act in this supporter's name.
+        self.action_url = f"{sender.base_url}/{code}/{slug}"
+
+    def recipient(self, message: Claimed, supporter: AlertRecipient) -> Recipient:
+        token = self.signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
+        unsubscribe_url = f"{self.base_url}/u/{token}"
+        mailto = self.mailto + quote("unsubscribe " + token)
+        name = supporter.name
+        governorate = supporter.governorate
+        return Recipient(
+            ledger_id=message.id,
+            # Checked here, not only by the transport: an address no relay takes is a row that cannot be
+            # composed (tried again, then failed with its reason), never a call that fails for all.
+            address=Mailbox(display_name=name, addr_spec=ascii_addr_spec(supporter.email)),
+            values={
+                "first_name": name.split()[0] if name.strip() else "",
+                "name": name,
+                "governorate": governorate_name(governorate, self.code) if governorate else "",
+                "action_url": self.action_url,
+                "unsubscribe_url": unsubscribe_url,
+            },
+            message_id=ledger_message_id(message, self.domain),
+            # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
 
 
 def _bulk_alert(

@@ -37,7 +37,7 @@ def _b64(data: bytes) -> bytes:
 class TokenSigner:
     """Signs and verifies tokens with rotating keys; each purpose has its own salt."""
 
-    def __init__(self, keys: tuple[str, ...], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, keys: tuple[str, ...], clock: Callable[[], float] | None = None) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
         # itsdangerous signs with the last key of the list and accepts all of them.
@@ -66,7 +66,8 @@ class TokenSigner:
         data = json.dumps(payload, separators=(",", ":")).encode()
         if len(data) >= _SMALL_PAYLOAD:  # might compress: let itsdangerous decide
             return str(self._serializer(purpose).dumps(payload))
-        stamp = int(self._clock()).to_bytes(8, "big").lstrip(b"\0")
+        now = self._clock() if self._clock is not None else time.time()  # looked up now, as itsdangerous does
+        stamp = int(now).to_bytes(8, "big").lstrip(b"\0")
         value = _b64(data) + b"." + _b64(stamp)
         mac = self._mac(purpose).copy()
         mac.update(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
@@ -461,9 +462,30 @@ def _held(claimed_at: dt.datetime | None) -> list[Any]:
     return held
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A ledger row a worker won: what composing needs of it, read back by the claim itself."""
+
+    id: int
+    kind: str
+    idempotency_key: str
+    mailout_id: int | None
+    supporter_id: int | None
+    target_id: int | None
+    letter_id: int | None
+    content_locale: str
+    attempts: int
+
+
 def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[int]:
-    """Move queued messages to 'sending' and return the ids this caller won (others skipped them).
-    ``now`` is stamped as ``claimed_at``: the caller passes it back to its later writes (see :func:`_held`)."""
+    """The ids of :func:`claim_rows`."""
+    return [row.id for row in claim_rows(session, message_ids, now)]
+
+
+def claim_rows(session: Session, message_ids: Sequence[int], now: dt.datetime) -> list[Claimed]:
+    """Move queued messages to 'sending' and return the rows this caller won (others skipped them), in id
+    order, read back by the same statement. ``now`` is stamped as ``claimed_at``: the caller passes it
+    back to its later writes (see :func:`_held`)."""
     statement = (
         update(Message)
         .where(
@@ -473,9 +495,44 @@ def claim_messages(session: Session, message_ids: Sequence[int], now: dt.datetim
             _mailout_running(),
         )
         .values(status="sending", claimed_at=now, attempts=Message.attempts + 1, updated_at=now)
-        .returning(Message.id)
+        .returning(
+            Message.id,
+            Message.kind,
+            Message.idempotency_key,
+            Message.mailout_id,
+            Message.supporter_id,
+            Message.target_id,
+            Message.letter_id,
+            Message.content_locale,
+            Message.attempts,
+        )
+        .execution_options(synchronize_session=False)
     )
-    return sorted(session.scalars(statement).all())
+    return sorted((Claimed(*row) for row in session.execute(statement)), key=lambda row: row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecipient:
+    """A supporter as an alert needs them: decrypted, and whether their address is suppressed."""
+
+    id: int
+    email: str
+    name: str
+    governorate: str | None
+    suppressed: bool
+
+
+def alert_recipients(session: Session, supporter_ids: Iterable[int]) -> dict[int, AlertRecipient]:
+    """The supporters of a batch and their suppression, in one query (no objects, no tags decrypted)."""
+    suppressed = (
+        exists()
+        .where(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
+        .correlate(Supporter)
+    )
+    query = select(
+        Supporter.id, Supporter.email, Supporter.name, Supporter.governorate, suppressed.label("suppressed")
+    ).where(Supporter.id.in_(list(supporter_ids)))
+    return {row[0]: AlertRecipient(*row[:4], bool(row[4])) for row in session.execute(query)}
 
 
 def mark_provider_called(
@@ -684,10 +741,10 @@ def finish_messages(
 ) -> None:
     """Record one outcome for claimed messages (only those still 'sending' under the caller's claim): one
     statement for a chunk."""
-    for start in range(0, len(message_ids), 500):
+    for start in range(0, len(message_ids), 1000):  # a provider call's rows: one statement
         session.execute(
             update(Message)
-            .where(Message.id.in_(list(message_ids[start : start + 500])), *_held(claimed_at))
+            .where(Message.id.in_(list(message_ids[start : start + 1000])), *_held(claimed_at))
             .values(status=status, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )

@@ -12,9 +12,11 @@ between processes, and the visitor's own values (the form's token, the post id) 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mailer import campaigns, letters
@@ -28,16 +30,43 @@ MAX_ENTRIES = 64
 
 
 @dataclass(frozen=True)
+class PageWithHoles:
+    """A rendered page with holes where each visitor's own values go (the form's CSRF token, its post
+    id): the page is drawn once, and a request only fills the holes in."""
+
+    parts: tuple[str, ...]  # the text around the holes: one more than ``holes``
+    holes: tuple[str, ...]  # the name of each hole, in order
+
+    @classmethod
+    def render(cls, names: Sequence[str], draw: Callable[[Mapping[str, str]], str]) -> PageWithHoles:
+        """``draw`` renders the page with a marker for each name; markers are letters and digits only,
+        so escaping leaves them whole, and random, so no text of the page is one."""
+        markers = {f"hole{secrets.token_hex(12)}": name for name in names}
+        html = draw({name: marker for marker, name in markers.items()})
+        pieces = re.split("(" + "|".join(markers) + ")", html)
+        return cls(tuple(pieces[0::2]), tuple(markers[m] for m in pieces[1::2]))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The page for one visitor (values already escaped for where they go: tokens are URL-safe)."""
+        out = [self.parts[0]]
+        for name, part in zip(self.holes, self.parts[1:], strict=True):
+            out += (values[name], part)
+        return "".join(out)
+
+
+@dataclass
 class SharedPage:
     """One campaign's action page in one language, as every visitor sees it."""
 
     page: letters.ActionPage
     card: campaigns.ShareCard
+    #: The page as a first visitor gets it, drawn by the view on first use (it lives as long as this).
+    html: PageWithHoles | None = None
 
 
 @dataclass(frozen=True)
 class _Entry:
-    version: tuple[object, ...]
+    version: frozenset[tuple[object, ...]]
     built_at: dt.datetime
     shared: SharedPage
 

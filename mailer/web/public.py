@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from altcha import v1 as altcha_v1
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
-from flask_wtf.csrf import validate_csrf
+from flask_wtf.csrf import generate_csrf, validate_csrf
 from limits import parse
 from markupsafe import Markup
 from wtforms import ValidationError
@@ -34,6 +34,7 @@ from mailer.locales import REGISTRY, get_locale
 from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 from mailer.web.base import web
 from mailer.web.limits import KeyedHash, client_bucket
+from mailer.web.page_cache import PageWithHoles, SharedPage
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +202,12 @@ def submission_key(slug: str, raw: dict[str, str]) -> str:
 COUNTER_FROM = 10
 
 
-def action_context(slug: str, values: dict[str, str], problems: dict[str, MailerError]) -> dict[str, Any]:
+def action_context(
+    slug: str, values: dict[str, str], problems: dict[str, MailerError], shared: SharedPage | None = None
+) -> dict[str, Any]:
     code = g.locale.code
     # The same for every visitor: built once per process and language, not per request.
-    shared = web().pages.get(slug, code, translations(code).gettext("friend"))
+    shared = shared or web().pages.get(slug, code, translations(code).gettext("friend"))
     page = shared.page
     # Governorates that add the same officials are named together, once (Erbil, Sulaymaniyah and Halabja).
     by_officials: dict[tuple[letters.Official, ...], list[str]] = {}
@@ -291,9 +294,25 @@ def share_image(locale: str, slug: str) -> Any:
 def action_page(locale: str, slug: str) -> Any:
     page_locale(locale)
     try:
-        return web().render("web/action.html", **action_context(slug, {}, {}))
+        shared = web().pages.get(slug, g.locale.code, translations(g.locale.code).gettext("friend"))
     except NotFoundError:
         abort(404)
+    if locale != g.locale.code:  # another spelling of the language ("EN"): not worth keeping
+        return web().render("web/action.html", **action_context(slug, {}, {}))
+    if shared.html is None:
+        # Drawn once for every visitor: only the form's token and post id are theirs.
+        shared.html = PageWithHoles.render(
+            ("csrf_token", "post_id"),
+            lambda marks: web().render(
+                "web/action.html",
+                **{
+                    **action_context(slug, {}, {}, shared),
+                    "csrf_token": lambda: marks["csrf_token"],
+                    "post_id": marks["post_id"],
+                },
+            )[0],
+        )
+    return shared.html.fill({"csrf_token": generate_csrf(), "post_id": secrets.token_urlsafe(16)})
 
 
 @bp.post("/<locale>/<slug>")
