@@ -48,7 +48,7 @@ class Settings:
     privacy_contact: str | None = None
     sendgrid_webhook_public_key: str | None = None
     sendgrid_webhook_max_age: int = 600
-    batch_size: int = 500
+    batch_size: int = 1000
     language: str = "en"
     claim_lease: int = 900
     redispatch_after: int = 600
@@ -145,7 +145,7 @@ class Settings:
             raise ConfigError(N_("MAILER_FROM_NAME: %(reason)s"), reason=problem) from problem
 
         max_age = _int_var(env, "MAILER_SENDGRID_WEBHOOK_MAX_AGE", 600, minimum=0)
-        batch_size = _int_var(env, "MAILER_BATCH_SIZE", 500, minimum=1, maximum=1000)
+        batch_size = _int_var(env, "MAILER_BATCH_SIZE", 1000, minimum=1, maximum=1000)
         # Ledger timing: a claim older than the lease belongs to a dead worker; a queued task not picked up
         # within redispatch_after is presumed lost (a Redis restart); retries wait retry_base, doubling.
         claim_lease = _int_var(env, "MAILER_CLAIM_LEASE_SECONDS", 900, minimum=1)

@@ -25,13 +25,15 @@ from mailer.locales import LOCALE_CODES, get_locale
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign, Mailout
-from mailer.tasking import BULK_QUEUE, TaskBackend
+from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 
 Clock = Callable[[], dt.datetime]
 MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed", "cancelled")
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
 SEGMENT_KEYS = ("locale", "governorate", "tag")
 PAGE_SIZE = 1000
+#: Ledger rows per task: SendGrid's 1000 personalizations per request, so a batch is one request.
+BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -245,13 +247,15 @@ def launch_mailout(
     segment: Mapping[str, Sequence[str]],
     fallbacks: Mapping[str, str],
     clock: Clock = utc_now,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     at: dt.datetime | None = None,
 ) -> LaunchResult:
     """Create (or find) the mailout of this campaign and segment, write its ledger rows, queue what is due.
 
-    Two launches of the same mailout at once: the UNIQUE (campaign, segment) key lets exactly one create it;
-    the other finds it and adds nothing that is already there.
+    The ledger is written page by page in the database, and each page's batches are queued as soon as it
+    commits: the first alerts leave while the last rows are written. Two launches of the same mailout at
+    once: the UNIQUE (campaign, segment) key lets exactly one create it; the other finds it and adds nothing
+    that is already there.
     """
     key = segment_key(segment)
     with db.session() as session:
@@ -283,17 +287,23 @@ def launch_mailout(
         repo.snapshot_alerts(session, mailout_id, campaign, plan.values())
         if at is not None and mailout.status == "draft":
             mailout.status, mailout.scheduled_at = "scheduled", at
-
-    new_messages = enumerate_recipients(db, mailout_id, plan, clock, restart=True)
-
-    with db.session() as session:
-        mailout = repo.get_mailout(session, mailout_id)
-        if mailout.status == "draft" or (mailout.status == "finished" and new_messages):
+        finished_at = mailout.finished_at if mailout.status == "finished" else None
+        if mailout.status in ("draft", "finished"):  # a relaunch finds supporters added since
             mailout.status = "running"
             mailout.started_at = mailout.started_at or clock()
             mailout.finished_at = None
+
+    new_messages, batches = enumerate_recipients(
+        db, mailout_id, plan, clock, restart=True, backend=backend, batch_size=batch_size
+    )
+
+    with db.session() as session:
+        mailout = repo.get_mailout(session, mailout_id)
+        if finished_at is not None and not new_messages and mailout.status == "running":
+            mailout.status, mailout.finished_at = "finished", finished_at  # nothing new: as it was
         status = mailout.status
-    batches = dispatch_mailout(db, backend, mailout_id, clock, batch_size) if status == "running" else 0
+    if status == "running":  # retries and rows a launch cut short left undispatched
+        batches += dispatch_mailout(db, backend, mailout_id, clock, batch_size)
     with db.session() as session:
         repo.finish_mailout_if_done(session, mailout_id, clock())
         status = repo.get_mailout(session, mailout_id).status
@@ -309,43 +319,72 @@ def _snapshot_plan(session: Session, mailout: Mailout) -> dict[str, str]:
 
 
 def enumerate_recipients(
-    db: Database, mailout_id: int, plan: Mapping[str, str], clock: Clock, restart: bool
-) -> int:
-    """Write the ledger rows of a mailout, one keyset page per transaction, moving the checkpoint.
+    db: Database,
+    mailout_id: int,
+    plan: Mapping[str, str],
+    clock: Clock,
+    restart: bool,
+    backend: TaskBackend | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[int, int]:
+    """Write the ledger rows of a mailout, one keyset page per transaction, moving the checkpoint; when
+    the mailout runs and a backend is given, queue each page's rows as soon as the page commits. The
+    number of rows written and of batches queued.
 
     ``restart`` rereads the segment from the start, which finds supporters added since (rows that exist are
-    skipped by their unique key); otherwise the work goes on from the checkpoint.
+    skipped by their unique key); otherwise the work goes on from the checkpoint. While pages are written
+    the mailout is marked as listing, so that the workers that finish its first pages never call it done.
+    A broker that refuses a batch stops the queueing, not the listing: every row is written, the refusal
+    is raised at the end, and the sweep queues what waits.
     """
     with db.session() as session:
         mailout = repo.get_mailout(session, mailout_id)
         segment, after_id = dict(mailout.segment), (0 if restart else mailout.checkpoint)
-    added = 0
-    while True:  # memory stays flat however many supporters there are
-        with db.session() as session:
-            page = repo.segment_supporters_page(session, segment, after_id, PAGE_SIZE)
-            if not page:
+        dispatch = backend is not None and mailout.status == "running"
+        repo.set_listing(session, mailout_id, True)
+    added = batches = 0
+    waiting: dict[str, list[int]] = {}  # rows written and stamped, not yet in a full batch
+    refused: QueueUnavailable | None = None
+    try:
+        while True:  # memory stays flat however many supporters there are
+            with db.session() as session:
+                end, rows = repo.list_mailout_page(
+                    session, mailout_id, segment, plan, after_id, PAGE_SIZE, clock(), dispatch and not refused
+                )
+            last = end is None
+            added += len(rows)
+            after_id = end or after_id
+            if dispatch and backend is not None and refused is None:
+                for message_id, content in rows:
+                    waiting.setdefault(content, []).append(message_id)
+                try:  # full batches as soon as they fill; the remainders once the ledger is written
+                    batches += _queue(backend, waiting, batch_size, remainders=last)
+                except QueueUnavailable as err:
+                    refused = err
+            if last:
                 break
-            now = clock()
-            rows = [
-                {
-                    "idempotency_key": f"alert:{mailout_id}:{supporter_id}",
-                    "kind": "alert",
-                    "mailout_id": mailout_id,
-                    "supporter_id": supporter_id,
-                    "locale": locale,
-                    "content_locale": plan[locale],
-                    "status": "queued",
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for supporter_id, locale in page
-                if locale in plan
-            ]
-            added += repo.add_messages(session, rows)
-            after_id = page[-1][0]
-            repo.advance_checkpoint(session, mailout_id, after_id)
-    return added
+    finally:
+        with db.session() as session:
+            repo.set_listing(session, mailout_id, False)
+    if refused is not None:
+        raise refused
+    return added, batches
+
+
+def _queue(
+    backend: TaskBackend, waiting: dict[str, list[int]], batch_size: int, remainders: bool = True
+) -> int:
+    """Queue waiting ledger rows in batches of one content (one provider request each), taking them out
+    of ``waiting``; a batch short of ``batch_size`` only with ``remainders``. The number of batches."""
+    batches = 0
+    for content in sorted(waiting):
+        ids = waiting[content]
+        while len(ids) >= batch_size or (ids and remainders):
+            batch, ids = ids[:batch_size], ids[batch_size:]
+            waiting[content] = ids  # what a refusal leaves waiting is stamped: the sweep queues it
+            backend.enqueue_send_batch(batch, queue=BULK_QUEUE)
+            batches += 1
+    return batches
 
 
 # Dispatch and sweep
@@ -359,16 +398,12 @@ def dispatch_mailout(
     batch_size: int,
     timing: Timing = DEFAULT_TIMING,
 ) -> int:
-    """Queue the due messages of one running mailout in batches of one locale; the number of batches."""
+    """Queue the due messages of one running mailout in batches of one content; the number of batches."""
     now = clock()
     with db.session() as session:
         due = repo.mark_dispatched(session, mailout_id, now, now - timing.redispatch_after)
-    batches = 0
-    for ids in due.values():  # queued only after the commit above
-        for start in range(0, len(ids), batch_size):
-            backend.enqueue_send_batch(ids[start : start + batch_size], queue=BULK_QUEUE)
-            batches += 1
-    return batches
+    # Queued only after the commit above, in batches of one content.
+    return _queue(backend, {content: list(ids) for content, ids in due.items()}, batch_size)
 
 
 @dataclass(frozen=True)
@@ -385,7 +420,7 @@ def sweep(
     db: Database,
     backend: TaskBackend,
     clock: Clock = utc_now,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     timing: Timing = DEFAULT_TIMING,
 ) -> SweepReport:
     """The periodic pass: settle expired claims, start scheduled mailouts, queue what is due."""
@@ -426,7 +461,7 @@ def pause_mailout(db: Database, mailout_id: int) -> None:
 
 
 def resume_mailout(
-    db: Database, backend: TaskBackend, mailout_id: int, clock: Clock = utc_now, batch_size: int = 500
+    db: Database, backend: TaskBackend, mailout_id: int, clock: Clock = utc_now, batch_size: int = BATCH_SIZE
 ) -> int:
     """Continue a paused mailout where it stopped; the number of batches queued."""
     with db.session() as session:
@@ -444,8 +479,10 @@ def resume_mailout(
         # Tasks queued before the pause found nothing to claim and are gone: queue every waiting row again.
         repo.forget_dispatch(session, mailout_id)
         plan = _snapshot_plan(session, mailout)
-    enumerate_recipients(db, mailout_id, plan, clock, restart=False)  # a launch cut short goes on
-    batches = dispatch_mailout(db, backend, mailout_id, clock, batch_size)
+    _, batches = enumerate_recipients(  # a launch cut short goes on
+        db, mailout_id, plan, clock, restart=False, backend=backend, batch_size=batch_size
+    )
+    batches += dispatch_mailout(db, backend, mailout_id, clock, batch_size)
     with db.session() as session:
         repo.finish_mailout_if_done(session, mailout_id, clock())
     return batches

@@ -239,6 +239,8 @@ class Mailout(Base):
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # Keyset checkpoint: supporters up to this id have their ledger rows; a new launch goes on from here.
     checkpoint: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A launch is writing the ledger page by page while the first pages go out: not finished before it ends.
+    listing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -300,6 +302,8 @@ class Message(Base):
     __table_args__ = (
         Index("ix_message_mailout_status", "mailout_id", "status"),
         Index("ix_message_status_not_before", "status", "not_before"),
+        # Letters released per official this hour: never a scan of a mailout's queued rows.
+        Index("ix_message_kind_dispatched_at", "kind", "dispatched_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -7,7 +7,22 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    String,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +43,7 @@ from mailer.store.models import (
     Suppression,
     Target,
     Throttle,
+    UTCDateTime,
     vault_of,
 )
 from mailer.vault import Vault
@@ -655,7 +671,8 @@ def mark_dispatched(
 ) -> dict[str, list[int]]:
     """Stamp the messages of a mailout that are due and not on the queue (or whose task got lost).
 
-    Returns their ids per locale: the caller queues them after the commit.
+    Returns their ids per content locale (what is sent, not what the supporter reads: a fallback's readers
+    share the batches of its content): the caller queues them after the commit.
     """
     statement = (
         update(Message)
@@ -666,7 +683,7 @@ def mark_dispatched(
             (Message.dispatched_at.is_(None)) | (Message.dispatched_at < redispatch_before),
         )
         .values(dispatched_at=now)
-        .returning(Message.id, Message.locale)
+        .returning(Message.id, Message.content_locale)
     )
     grouped: dict[str, list[int]] = {}
     for message_id, locale in session.execute(statement):
@@ -779,7 +796,7 @@ def finish_mailout_if_done(session: Session, mailout_id: int, now: dt.datetime) 
     result = _changed(
         session,
         update(Mailout)
-        .where(Mailout.id == mailout_id, Mailout.status == "running", ~pending)
+        .where(Mailout.id == mailout_id, Mailout.status == "running", Mailout.listing.is_(False), ~pending)
         .values(status="finished", finished_at=now),
     )
     return bool(result)
@@ -811,6 +828,63 @@ def count_segment_by_locale(session: Session, segment: Mapping[str, Sequence[str
         .group_by(Supporter.locale)
     )
     return {locale: count for locale, count in rows}
+
+
+def list_mailout_page(
+    session: Session,
+    mailout_id: int,
+    segment: Mapping[str, Sequence[str]],
+    plan: Mapping[str, str],
+    after_id: int,
+    limit: int,
+    now: dt.datetime,
+    dispatch: bool,
+) -> tuple[int | None, list[tuple[int, str]]]:
+    """Write the ledger rows of the next keyset page of a segment in the database itself (``INSERT ...
+    SELECT ... ON CONFLICT DO NOTHING``): nothing crosses the wire but the page's end and the new rows' ids.
+
+    Returns the last supporter id of the page (None when the segment has no more) and the (id, content
+    locale) of the rows written, stamped dispatched when ``dispatch`` (the caller queues them after the
+    commit)."""
+    suppressed = exists().where(
+        and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
+    )
+    conditions = [~suppressed, *_segment_filter(session, segment)]
+    page = (
+        select(Supporter.id).where(Supporter.id > after_id, *conditions).order_by(Supporter.id).limit(limit)
+    )
+    end = session.scalar(select(func.max(page.subquery().c.id)))
+    if end is None:
+        return None, []
+    stamp = literal(now, UTCDateTime())
+    rows = select(
+        literal(f"alert:{mailout_id}:") + sql_cast(Supporter.id, String),
+        literal("alert"),
+        literal(mailout_id, BigInteger()),
+        Supporter.id,
+        Supporter.locale,
+        case(dict(plan), value=Supporter.locale),
+        literal("queued"),
+        literal(0),
+        stamp,
+        stamp,
+        stamp if dispatch else null(),
+    ).where(Supporter.id > after_id, Supporter.id <= end, Supporter.locale.in_(list(plan)), *conditions)
+    columns = ["idempotency_key", "kind", "mailout_id", "supporter_id", "locale", "content_locale"]
+    columns += ["status", "attempts", "created_at", "updated_at", "dispatched_at"]
+    statement = (
+        _insert(session)(Message)
+        .from_select(columns, rows, include_defaults=False)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Message.id, Message.content_locale)
+    )
+    written = [(row[0], row[1]) for row in session.execute(statement)]
+    advance_checkpoint(session, mailout_id, end)
+    return end, written
+
+
+def set_listing(session: Session, mailout_id: int, listing: bool) -> None:
+    session.execute(update(Mailout).where(Mailout.id == mailout_id).values(listing=listing))
 
 
 def advance_checkpoint(session: Session, mailout_id: int, supporter_id: int) -> None:

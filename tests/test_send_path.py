@@ -1,0 +1,203 @@
+"""The send path's shape: requests at the shipped defaults, one rendering per content and batch, a launch
+that sends while it lists, and a batch whose statements do not grow with its rows."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, select
+
+from mailer import campaigns, mailouts, sending
+from mailer.config import Settings
+from mailer.rendering import Renderer
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store import Database
+from mailer.store import repository as repo
+from mailer.store.models import Mailout, Message, Supporter
+from mailer.tasking import InProcessBackend
+from tests.factories import NAMES, RecordingBackend
+from tests.fakes.sendgrid_server import FakeSendGrid
+
+SLUG = "protect-hrds-iraq"
+
+
+def add_supporters(rt: Runtime, per_locale: dict[str, int]) -> None:
+    """Synthetic supporters on example.org, written in one statement (the import is tested elsewhere)."""
+    rows = []
+    for code, count in per_locale.items():
+        for i in range(count):
+            address = f"{code}{i:05d}@example.org"
+            rows.append(
+                {
+                    "email": address,
+                    "email_index": rt.vault.address_index(address),
+                    "name": NAMES[code][i % 3],
+                    "locale": code,
+                    "governorate": None,
+                    "tags": [],
+                }
+            )
+    with rt.db.session() as session:
+        session.execute(insert(Supporter), rows)
+
+
+def runtime_for(env: dict[str, str], tmp_path: Path, db: Database, **more: str) -> Runtime:
+    runtime = Runtime(Settings.from_env(env | more, cwd=tmp_path))
+    runtime.__dict__["db"] = db
+    campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
+    return runtime
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSendGrid]:
+    with FakeSendGrid(keep_bodies=False) as server:
+        yield server
+
+
+def test_the_shipped_defaults_make_the_fewest_requests_sendgrid_allows(
+    env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid
+) -> None:
+    """10,001 recipients, uneven over the locales, Sorani readers sent the English alert: one request per
+    1000 recipients of each content, with nothing tuned (no MAILER_BATCH_SIZE)."""
+    rt = runtime_for(
+        env,
+        tmp_path,
+        db,
+        MAILER_TRANSPORT="sendgrid",
+        MAILER_SENDGRID_API_KEY=fake.api_key,
+        MAILER_SENDGRID_API_URL=fake.url,
+    )
+    per_locale = {"en": 4001, "ar": 3000, "ckb": 2000, "kmr": 1000}
+    add_supporters(rt, per_locale)
+    result = mailouts.launch_mailout(
+        rt.db, rt.backend, SLUG, {}, {"ckb": "en"}, batch_size=rt.settings.batch_size
+    )
+    content = {"en": 4001 + 2000, "ar": 3000, "kmr": 1000}
+    assert result.status == "finished"
+    assert fake.stats()["deliveries"] == fake.stats()["recipients"] == 10_001
+    assert fake.stats()["rejected"] == 0
+    assert fake.requests == sum(math.ceil(n / 1000) for n in content.values()) == 11
+    rt.close()
+
+
+class Watching(InProcessBackend):
+    """Runs each batch at once, and notes what the ledger held when it was queued."""
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__({"send_batch": rt.send_batch, "apply_events": rt.apply_events})
+        self.rt = rt
+        self.seen: list[tuple[int, bool, str]] = []
+
+    def enqueue_send_batch(self, message_ids: Sequence[int], queue: str = "bulk") -> None:
+        with self.rt.db.session() as session:
+            rows = session.scalar(select(func.count()).select_from(Message)) or 0
+            mailout = session.scalars(select(Mailout)).one()
+            self.seen.append((rows, mailout.listing, mailout.status))
+        super().enqueue_send_batch(message_ids, queue)
+
+
+def test_a_launch_sends_each_page_as_it_commits_and_finishes_only_after_the_last(
+    env: dict[str, str], tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first alerts leave while the ledger is still being written; the workers that send the first
+    pages never call the mailout finished before its last page is written."""
+    monkeypatch.setattr(mailouts, "PAGE_SIZE", 10)
+    rt = runtime_for(env, tmp_path, db)
+    add_supporters(rt, {"en": 35})
+    backend = Watching(rt)
+    result = mailouts.launch_mailout(rt.db, backend, SLUG, {}, {}, batch_size=10)
+    assert [rows for rows, _, _ in backend.seen] == [10, 20, 30, 35]  # each batch as soon as it fills
+    assert all(listing and status == "running" for _, listing, status in backend.seen)
+    assert result.status == "finished"
+    assert result.new_messages == 35
+    assert len(list((tmp_path / "outbox").glob("alert-*.eml"))) == 35
+    with rt.db.session() as session:
+        assert session.scalars(select(Mailout.listing)).one() is False
+
+
+def test_every_transport_renders_the_alert_once_per_content_and_batch(
+    env: dict[str, str], tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox (and SMTP) hand messages over one by one, but render the alert once for the batch."""
+    renders: Counter[str] = Counter()
+    original = Renderer.render_alert
+
+    def counting(self: Renderer, *args: Any, **kwargs: Any) -> Any:
+        renders[args[1]] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Renderer, "render_alert", counting)
+    rt = runtime_for(env, tmp_path, db)
+    add_supporters(rt, {"en": 30, "ar": 30, "ckb": 30, "kmr": 30})
+    backend = RecordingBackend()
+    mailouts.launch_mailout(rt.db, backend, SLUG, {}, {})
+    assert [len(b) for b in backend.batches] == [30, 30, 30, 30]  # one content each
+    for batch in backend.batches:
+        rt.send_batch(batch)
+    assert renders == {"en": 1, "ar": 1, "ckb": 1, "kmr": 1}
+    assert len(list((tmp_path / "outbox").glob("alert-*.eml"))) == 120
+
+
+def statements_of(rt: Runtime, batch: list[int]) -> list[str]:
+    """The SQL statements one batch of alerts runs, from its claim to its outcome."""
+    seen: list[str] = []
+    engine = rt.db.engine
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        result = rt.send_batch(batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert result.outcomes == {"sent": len(batch)}
+    return seen
+
+
+def test_a_batch_runs_the_same_statements_for_ten_rows_as_for_a_thousand(
+    env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid
+) -> None:
+    """No statement per recipient: claim, read, mark and record are one each, whatever the batch."""
+    rt = runtime_for(
+        env,
+        tmp_path,
+        db,
+        MAILER_TRANSPORT="sendgrid",
+        MAILER_SENDGRID_API_KEY=fake.api_key,
+        MAILER_SENDGRID_API_URL=fake.url,
+    )
+    add_supporters(rt, {"ar": 1010})
+    backend = RecordingBackend()
+    mailouts.launch_mailout(rt.db, backend, SLUG, {}, {}, batch_size=1000)
+    big, small = backend.batches
+    assert (len(big), len(small)) == (1000, 10)
+    statements = statements_of(rt, small)
+    assert statements_of(rt, big) == statements
+    writes = [s for s in statements if s in ("UPDATE", "INSERT", "DELETE")]
+    assert writes == ["UPDATE", "UPDATE", "UPDATE", "UPDATE"]  # claim, mark, outcome, the mailout's end
+    assert len(statements) <= 12
+    with rt.db.session() as session:
+        assert repo.message_counts(session, 1) == {"ar": {"sent": 1010}}
+    rt.close()
+
+
+def test_the_claim_reads_back_what_composing_needs(env: dict[str, str], tmp_path: Path, db: Database) -> None:
+    rt = runtime_for(env, tmp_path, db)
+    add_supporters(rt, {"kmr": 3})
+    backend = RecordingBackend()
+    mailouts.launch_mailout(rt.db, backend, SLUG, {}, {"kmr": "en"})
+    (batch,) = backend.batches
+    with rt.db.session() as session:
+        rows = repo.claim_rows(session, batch, sending.utc_now())
+        again = repo.claim_rows(session, batch, sending.utc_now())
+    assert [r.id for r in rows] == batch
+    assert {(r.kind, r.content_locale, r.attempts, r.mailout_id) for r in rows} == {("alert", "en", 1, 1)}
+    assert [r.idempotency_key for r in rows] == [f"alert:1:{r.supporter_id}" for r in rows]
+    assert again == []  # claimed once
