@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
+from kombu.utils.scheduling import priority_cycle
 
 from mailer.config import Settings
 from mailer.errors import N_, ConfigError
-from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE
+from mailer.tasking import BULK_QUEUE, LETTERS_QUEUE, QUEUES
+
+
+class LettersFirst(priority_cycle):
+    """The order a worker polls its queues in: letters before bulk, always. kombu's Redis transport polls
+    the first non-empty queue of the list (BRPOP), and by default rotates the list after each message:
+    a letter would then wait behind bulk batches in turn while a mailout drains."""
+
+    def update(self, it: Iterable[str]) -> None:
+        order = {name: rank for rank, name in enumerate(QUEUES)}
+        self.items[:] = sorted(it, key=lambda name: (order.get(name, len(order)), name))
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -32,7 +45,10 @@ def create_celery(settings: Settings) -> Celery:
         task_queues=(Queue(LETTERS_QUEUE), Queue(BULK_QUEUE)),  # type: ignore[no-untyped-call]
         task_default_queue=BULK_QUEUE,
         # Redis redelivers unacknowledged tasks after this many seconds; a batch must finish well within it.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "queue_order_strategy": f"{LettersFirst.__module__}:{LettersFirst.__name__}",
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
