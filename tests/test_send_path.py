@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, insert, select
 
-from mailer import campaigns, mailouts, sending
+from mailer import campaigns, letters, mailouts, sending
 from mailer.config import Settings
 from mailer.rendering import Renderer
 from mailer.resources import demo_dir
@@ -201,3 +201,39 @@ def test_the_claim_reads_back_what_composing_needs(env: dict[str, str], tmp_path
     assert {(r.kind, r.content_locale, r.attempts, r.mailout_id) for r in rows} == {("alert", "en", 1, 1)}
     assert [r.idempotency_key for r in rows] == [f"alert:1:{r.supporter_id}" for r in rows]
     assert again == []  # claimed once
+
+
+def test_the_letters_queue_costs_the_same_however_long_a_mailouts_ledger(
+    env: dict[str, str], tmp_path: Path, db: Database
+) -> None:
+    """A confirmation dispatches the letters queue: its cost must not grow with the queued rows a mailout
+    fills the ledger with. Counted in SQLite's virtual machine steps, not in time."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite counts its steps; PostgreSQL uses the same indexes")
+    rt = runtime_for(env, tmp_path, db)
+
+    def steps_of_a_dispatch() -> int:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        def watch(conn: Any, *rest: Any) -> None:
+            conn.connection.driver_connection.set_progress_handler(count, 10)
+
+        event.listen(rt.db.engine, "before_cursor_execute", watch)
+        try:
+            letters.dispatch_letters(rt.db, RecordingBackend())
+        finally:
+            event.remove(rt.db.engine, "before_cursor_execute", watch)
+        return steps[0]
+
+    add_supporters(rt, {"ar": 100})
+    mailouts.launch_mailout(rt.db, RecordingBackend(), SLUG, {}, {})  # queued rows nobody sends
+    small = steps_of_a_dispatch()
+    add_supporters(rt, {"en": 3000})
+    mailouts.launch_mailout(rt.db, RecordingBackend(), SLUG, {"locale": ["en"]}, {})
+    large = steps_of_a_dispatch()
+    assert small > 0
+    assert large <= small * 1.5, (small, large)

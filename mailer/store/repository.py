@@ -991,7 +991,10 @@ def letters_released_since(session: Session, since: dt.datetime) -> dict[int, in
 
 def letter_targets_waiting(session: Session) -> list[int]:
     rows = session.scalars(
-        select(Message.target_id).where(Message.kind == "letter", Message.status == "queued").distinct()
+        # Letters have no mailout: the (mailout, status) index finds them, never a mailout's queued rows.
+        select(Message.target_id)
+        .where(Message.mailout_id.is_(None), Message.kind == "letter", Message.status == "queued")
+        .distinct()
     )
     return [t for t in rows if t is not None]
 
