@@ -348,10 +348,10 @@ def enumerate_recipients(
     try:
         while True:  # memory stays flat however many supporters there are
             with db.session() as session:
-                end, rows = repo.list_mailout_page(
+                end, short, rows = repo.list_mailout_page(
                     session, mailout_id, segment, plan, after_id, PAGE_SIZE, clock(), dispatch and not refused
                 )
-            last = end is None
+            last = end is None or short
             added += len(rows)
             after_id = end or after_id
             if dispatch and backend is not None and refused is None:

@@ -839,12 +839,12 @@ def list_mailout_page(
     limit: int,
     now: dt.datetime,
     dispatch: bool,
-) -> tuple[int | None, list[tuple[int, str]]]:
+) -> tuple[int | None, bool, list[tuple[int, str]]]:
     """Write the ledger rows of the next keyset page of a segment in the database itself (``INSERT ...
     SELECT ... ON CONFLICT DO NOTHING``): nothing crosses the wire but the page's end and the new rows' ids.
 
-    Returns the last supporter id of the page (None when the segment has no more) and the (id, content
-    locale) of the rows written, stamped dispatched when ``dispatch`` (the caller queues them after the
+    Returns the last supporter id of the page (None when the segment has no more), whether it was the last
+    page (shorter than ``limit``), and the (id, content locale) of the rows written, stamped dispatched when ``dispatch`` (the caller queues them after the
     commit)."""
     suppressed = exists().where(
         and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
@@ -853,9 +853,10 @@ def list_mailout_page(
     page = (
         select(Supporter.id).where(Supporter.id > after_id, *conditions).order_by(Supporter.id).limit(limit)
     )
-    end = session.scalar(select(func.max(page.subquery().c.id)))
+    listed = page.subquery()
+    end, count = session.execute(select(func.max(listed.c.id), func.count()).select_from(listed)).one()
     if end is None:
-        return None, []
+        return None, False, []
     stamp = literal(now, UTCDateTime())
     rows = select(
         literal(f"alert:{mailout_id}:") + sql_cast(Supporter.id, String),
@@ -880,7 +881,7 @@ def list_mailout_page(
     )
     written = [(row[0], row[1]) for row in session.execute(statement)]
     advance_checkpoint(session, mailout_id, end)
-    return end, written
+    return end, count < limit, written
 
 
 def set_listing(session: Session, mailout_id: int, listing: bool) -> None:
