@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -91,6 +90,9 @@ class WebhookVerifier:
     """Checks the ECDSA signature over timestamp + raw body, and the timestamp's age."""
 
     def __init__(self, public_key: str, max_age: int) -> None:
+        # Only the web process verifies: the package is not loaded into every worker (20 MB).
+        from sendgrid.helpers.eventwebhook import EventWebhook
+
         try:
             self._webhook = EventWebhook(public_key)
         except ValueError as err:

@@ -8,10 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +75,9 @@ class Database:
 
     def check_current(self) -> None:
         """Refuse to work on a database whose schema is behind the code."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         head = ScriptDirectory.from_config(_alembic_config(self.url)).get_current_head()
         with self.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
@@ -121,7 +120,11 @@ def check_keys(session: Session, vault: Vault) -> None:
         session.add(InstallationKey(kid=vault.current.kid, index_check=vault.index_check()))
 
 
-def _alembic_config(url: str, vault: Vault | None = None) -> Config:
+def _alembic_config(url: str, vault: Vault | None = None) -> Any:
+    """Alembic is imported only by what migrates or checks the schema: it weighs 40 MB, which every worker
+    process would otherwise carry for nothing."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = url
@@ -132,6 +135,8 @@ def _alembic_config(url: str, vault: Vault | None = None) -> Config:
 def upgrade_database(url: str, vault: Vault, revision: str = "head") -> None:
     """Create or migrate the schema to ``revision`` (a migration may encrypt what older versions kept in
     clear, hence the vault), then check and register the keys."""
+    from alembic import command
+
     command.upgrade(_alembic_config(url, vault), revision)
     database = Database(url, vault)
     try:
