@@ -871,6 +871,7 @@ def list_mailout_page(
         stamp,
         stamp if dispatch else null(),
     ).where(Supporter.id > after_id, Supporter.id <= end, Supporter.locale.in_(list(plan)), *conditions)
+    rows = rows.order_by(Supporter.id)  # ledger ids in the supporters' order, as a page was always written
     columns = ["idempotency_key", "kind", "mailout_id", "supporter_id", "locale", "content_locale"]
     columns += ["status", "attempts", "created_at", "updated_at", "dispatched_at"]
     statement = (
