@@ -874,13 +874,15 @@ def list_mailout_page(
     rows = rows.order_by(Supporter.id)  # ledger ids in the supporters' order, as a page was always written
     columns = ["idempotency_key", "kind", "mailout_id", "supporter_id", "locale", "content_locale"]
     columns += ["status", "attempts", "created_at", "updated_at", "dispatched_at"]
+    ledger = Message.__table__
     statement = (
-        _insert(session)(Message)
+        _insert(session)(ledger)
         .from_select(columns, rows, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Message.id, Message.content_locale)
+        .returning(ledger.c.id, ledger.c.content_locale)
     )
-    written = [(row[0], row[1]) for row in session.execute(statement)]
+    # Core, not the ORM: a thousand returned ids need no bulk-persistence bookkeeping.
+    written = [(row[0], row[1]) for row in session.connection().execute(statement)]
     advance_checkpoint(session, mailout_id, end)
     return end, count < limit, written
 
