@@ -36,11 +36,15 @@ class Section:
     command: str
     body: str
     rows: list[Row] = field(default_factory=list)
+    #: What follows the rows (a fuller table of every run, notes on reading them).
+    footer: str = ""
 
     def markdown(self) -> str:
         parts = [f"## {self.title}", "", f"`{self.command}`", "", self.body.rstrip()]
         if self.rows:
             parts += ["", table(self.rows)]
+        if self.footer:
+            parts += ["", self.footer.rstrip()]
         return "\n".join(parts) + "\n"
 
 
@@ -48,6 +52,15 @@ def table(rows: Sequence[Row]) -> str:
     """A Markdown table of rows, the columns padded so that the file reads as well as it renders."""
     header = ("figure", "measured", "baseline", "ratio", "target")
     cells = [header] + [(r.figure, r.measured, r.baseline, r.ratio, r.target) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of any columns (a benchmark's fuller table of every run), padded like :func:`table`."""
+    cells = [tuple(header)] + [tuple(row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

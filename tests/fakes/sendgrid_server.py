@@ -3,6 +3,10 @@
 Every body is checked against SendGrid's official OpenAPI document and against the rules the document
 does not encode. Accepted recipients are recorded (the oracle of the exactly-once tests); faults (429, 500,
 503, slow answers, dropped connections) are injected from a script.
+
+The *light* mode (``light=True``, ``--light``) is for throughput benchmarks: it still checks the API key and
+parses the JSON, but skips the schema and the rules and keeps only counts (requests, connections, and how
+many times each address was accepted), so that the provider costs next to nothing locally.
 """
 
 from __future__ import annotations
@@ -318,11 +322,22 @@ class FakeSendGrid:
     """Run with ``with FakeSendGrid() as fake:``; point ``MAILER_SENDGRID_API_URL`` at ``fake.url``."""
 
     def __init__(
-        self, api_key: str = "SG.test-key", validate: bool = True, port: int = 0, keep_bodies: bool = True
+        self,
+        api_key: str = "SG.test-key",
+        validate: bool = True,
+        port: int = 0,
+        keep_bodies: bool = True,
+        light: bool = False,
     ) -> None:
         self.api_key = api_key
         self.keep_bodies = keep_bodies
         self.validate = validate
+        self.light = light
+        # Light mode: counts only, kept up to date as requests come, so that /stats costs nothing.
+        self.tally: Counter[str] = Counter()
+        self.tally_deliveries = 0
+        self.tally_duplicates = 0
+        self.tally_max = 0
         self.validator = mail_send_validator()
         self.delivered: list[Delivered] = []
         self.bodies: list[dict[str, Any]] = []
@@ -358,18 +373,33 @@ class FakeSendGrid:
     def counts(self) -> Counter[str]:
         """How many times each address was accepted."""
         with self.lock:
+            if self.light:
+                return Counter(self.tally)
             return Counter(d.email for d in self.delivered)
 
     def stats(self) -> dict[str, int]:
+        if self.light:
+            with self.lock:
+                return {
+                    "requests": self.requests,
+                    "connections": self.connections,
+                    "rejected": len(self.rejected),
+                    "deliveries": self.tally_deliveries,
+                    "recipients": len(self.tally),
+                    "max_per_recipient": self.tally_max,
+                    "duplicates": self.tally_duplicates,
+                }
         counts = self.counts()
         with self.lock:
+            deliveries = sum(counts.values())
             return {
                 "requests": self.requests,
                 "connections": self.connections,
                 "rejected": len(self.rejected),
-                "deliveries": sum(counts.values()),
+                "deliveries": deliveries,
                 "recipients": len(counts),
                 "max_per_recipient": max(counts.values(), default=0),
+                "duplicates": deliveries - len(counts),
             }
 
     def handle_send(
@@ -390,7 +420,7 @@ class FakeSendGrid:
             body = json.loads(raw)
         except ValueError:
             return 400, {}, _errors(["Bad Request: the body is not JSON"]), None
-        problems = request_problems(body, self.validator)
+        problems = [] if self.light else request_problems(body, self.validator)
         if problems and self.validate:
             with self.lock:
                 self.rejected.append((400, [str(p) for p in problems]))
@@ -403,6 +433,9 @@ class FakeSendGrid:
         return 202, {"X-Message-Id": message_id}, b"", None
 
     def _record(self, body: dict[str, Any], message_id: str) -> None:
+        if self.light:
+            self._tally(body)
+            return
         with self.lock:
             if self.keep_bodies:
                 self.bodies.append(body)
@@ -418,6 +451,22 @@ class FakeSendGrid:
                             message_id=message_id,
                         )
                     )
+
+    def _tally(self, body: Any) -> None:
+        """Light mode: count each address accepted, nothing else (the body need not be valid)."""
+        addresses = [
+            str(recipient.get("email", "")).lower()
+            for personalization in _objects(body.get("personalizations") if isinstance(body, dict) else None)
+            for recipient in _objects(personalization.get("to"))
+        ]
+        with self.lock:
+            for address in addresses:
+                seen = self.tally[address] + 1
+                self.tally[address] = seen
+                if seen > 1:
+                    self.tally_duplicates += 1
+                self.tally_max = max(self.tally_max, seen)
+            self.tally_deliveries += len(addresses)
 
 
 def _errors(problems: list[Problem] | list[str]) -> bytes:
@@ -472,9 +521,9 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int, api_key: str) -> None:
+def serve(port: int, api_key: str, light: bool = False) -> None:
     """Run the fake in a process of its own (benchmarks): ``GET /stats`` reports what it received."""
-    fake = FakeSendGrid(api_key=api_key, port=port, keep_bodies=False)
+    fake = FakeSendGrid(api_key=api_key, port=port, keep_bodies=False, light=light)
     print(f"fake SendGrid on {fake.url}", flush=True)
     fake._server.serve_forever()
 
@@ -485,5 +534,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api-key", default="SG.test-key")
+    parser.add_argument(
+        "--light",
+        action="store_true",
+        help="check the key and parse the JSON only; keep counts, not bodies (throughput benchmarks)",
+    )
     arguments = parser.parse_args()
-    serve(arguments.port, arguments.api_key)
+    serve(arguments.port, arguments.api_key, arguments.light)
