@@ -1,6 +1,6 @@
 """Load test: the action page beside a trivial view and a static file of the same server. Asserts nothing.
 
-    .venv/bin/python bench/pages.py [--users 8] [--seconds 10] [--repeats 2] [--database-url URL]
+    .venv/bin/python bench/pages.py [--users 8] [--seconds 10] [--runs 2] [--database-url URL]
 
 A campaign that goes viral brings a crowd to one page. This starts gunicorn (2 sync workers, as in
 production) on loopback over a database prepared as ``mailer demo`` prepares one (the seed campaign, its
@@ -65,7 +65,7 @@ class Turn:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=8, help="Locust users, all started at once")
     parser.add_argument("--seconds", type=int, default=10, help="each turn's length")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds (at least 2: min and median)")
+    parser.add_argument("--runs", type=int, default=2, help="rounds (at least 2: min and median)")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
 
@@ -203,7 +203,7 @@ def measure(args: argparse.Namespace) -> list[list[Turn]]:
                     with urllib.request.urlopen(base_url + path, timeout=10) as response:  # noqa: S310
                         response.read()
             rounds = []
-            for _ in range(args.repeats):
+            for _ in range(args.runs):
                 rounds.append([run_turn(label, path, base_url, args, folder) for label, path in ADDRESSES])
             return rounds
         finally:
@@ -220,7 +220,11 @@ def sections(args: argparse.Namespace) -> list[Section]:
     missing = missing_tools()
     if missing:
         raise SystemExit("bench/pages.py needs " + ", ".join(missing) + " (pip install them into .venv)")
-    args = argparse.Namespace(**{**vars(defaults()), **vars(args)})
+    # bench/run.py's arguments (runs, recipients, ...) over this script's defaults.
+    args = argparse.Namespace(
+        **{**vars(defaults()), **{k: v for k, v in vars(args).items() if v is not None}}
+    )
+    args.runs = max(2, args.runs)
     rounds = measure(args)
     rows = []
     for index, (label, _) in enumerate(ADDRESSES):
@@ -245,12 +249,14 @@ def sections(args: argparse.Namespace) -> list[Section]:
     body = (
         f"gunicorn, {args.gunicorn_workers} sync workers, on loopback; {database} prepared as `mailer demo` "
         f"prepares one. Locust: {args.users} users started at once, no wait between requests, each request "
-        f"a new visitor's (no cookie); {args.seconds} s per address, {args.repeats} rounds "
+        f"a new visitor's (no cookie); {args.seconds} s per address, {args.runs} rounds "
         f"({', '.join(label for label, _ in ADDRESSES)} in turn). {requests:,} answers timed, {failed} failed. "
         f"Latency from the client's side; Locust shares the machine's cores with the server. "
         f"Load average before: {args.load_before}; after: {load_average()}."
     )
-    command = f".venv/bin/python bench/pages.py --users {args.users} --seconds {args.seconds} --repeats {args.repeats}"
+    command = (
+        f".venv/bin/python bench/pages.py --users {args.users} --seconds {args.seconds} --runs {args.runs}"
+    )
     return [Section("The action page under a crowd", command, body, rows)]
 
 

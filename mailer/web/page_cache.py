@@ -94,7 +94,10 @@ class ActionPageCache:
         language); NotFoundError, never kept, for a campaign or language that has none."""
         version = campaigns.page_version(self.db, slug)
         if version is None:
-            raise NotFoundError(N_("no campaign '%(slug)s'"), slug=slug)
+            # The repository's own words for it (no new message for the catalogs): the view answers 404.
+            raise NotFoundError(
+                N_("no campaign '%(slug)s': load it first with `mailer campaign load FOLDER`"), slug=slug
+            )
         key = (slug, code)
         now = self.clock()
         with self._lock:

@@ -298,7 +298,7 @@ def action_page(locale: str, slug: str) -> Any:
     except NotFoundError:
         abort(404)
     if locale != g.locale.code:  # another spelling of the language ("EN"): not worth keeping
-        return web().render("web/action.html", **action_context(slug, {}, {}))
+        return web().render("web/action.html", **action_context(slug, {}, {}, shared))
     if shared.html is None:
         # Drawn once for every visitor: only the form's token and post id are theirs.
         shared.html = PageWithHoles.render(
