@@ -25,7 +25,6 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -421,7 +420,7 @@ class _AlertLinks:
     def recipient(self, message: Claimed, supporter: AlertRecipient) -> Recipient:
         token = self.signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
         unsubscribe_url = f"{self.base_url}/u/{token}"
-        mailto = self.mailto + quote("unsubscribe " + token)
+        mailto = self.mailto + "unsubscribe%20" + token  # a token is URL-safe as it is
         name = supporter.name
         governorate = supporter.governorate
         return Recipient(
