@@ -1021,7 +1021,8 @@ def campaigns_writing_to(session: Session, target_id: int) -> list[Campaign]:
     waiting = (
         select(Letter.campaign_id)
         .join(Message, Message.letter_id == Letter.id)
-        .where(Message.target_id == target_id, Message.status == "queued")
+        # Letters have no mailout: the (mailout, status) index finds them, never a mailout's queued rows.
+        .where(Message.mailout_id.is_(None), Message.target_id == target_id, Message.status == "queued")
     )
     return list(session.scalars(select(Campaign).where(Campaign.id.in_(waiting))))
 
