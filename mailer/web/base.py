@@ -10,9 +10,10 @@ from flask import current_app, g, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from mailer.accounts import PASSWORD_MIN
+from mailer.errors import LocaleError
 from mailer.i18n import format_number, translations
 from mailer.letters import CONFIRM_MAX_AGE
-from mailer.locales import LOCALE_CODES, REGISTRY, Locale
+from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
 from mailer.web.limits import Throttle
 from mailer.web.page_cache import ActionPageCache
@@ -67,11 +68,13 @@ def request_locale() -> Locale:
     """The page's language: from the address (also one that matched no page: "/ar/nothing" is answered in
     Arabic), else the browser's preference, else English."""
     first = request.path.strip("/").split("/", 1)[0]
-    code = (
-        (request.view_args or {}).get("locale")
-        or (first if first in REGISTRY else None)
-        or negotiate_locale(
-            [lang.replace("-", "_") for lang in request.accept_languages.values()], list(LOCALE_CODES)
-        )
+    for spelled in ((request.view_args or {}).get("locale"), first):
+        if spelled:
+            try:
+                return get_locale(str(spelled))  # any spelling: "ckb-IQ" and "CKB" are Sorani
+            except LocaleError:
+                pass
+    code = negotiate_locale(
+        [lang.replace("-", "_") for lang in request.accept_languages.values()], list(LOCALE_CODES)
     )
     return REGISTRY.get(str(code), REGISTRY["en"])

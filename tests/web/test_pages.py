@@ -62,6 +62,14 @@ def test_action_page_in_each_language(client: FlaskClient, code: str, direction:
     assert "googleapis" not in html
 
 
+@pytest.mark.parametrize(("spelled", "code"), [("ckb-IQ", "ckb"), ("CKB", "ckb"), ("ar_IQ", "ar")])
+def test_another_spelling_of_a_language_serves_that_language(
+    client: FlaskClient, spelled: str, code: str
+) -> None:
+    html = client.get(PAGE.format(code=spelled)).get_data(as_text=True)
+    assert f'<html lang="{code}" dir="rtl">' in html
+
+
 def test_hostile_input_gets_a_message_in_the_page_language_and_nothing_is_stored(
     client: FlaskClient, runtime: Runtime
 ) -> None:
