@@ -77,13 +77,28 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def source() -> str:
+    """The commit measured, and whether the checkout held changes beside it."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=BENCH
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=BENCH,
+    ).stdout.strip()
+    return f"commit {commit or '?'}" + (" with uncommitted changes" if dirty else "")
+
+
 def machine() -> str:
     """The machine and the versions that matter, for the header of a results file."""
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
     redis_version = next((w.removeprefix("v=") for w in redis.stdout.split() if w.startswith("v=")), "?")
     return (
         f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}; Redis {redis_version}"
+        f"Python {platform.python_version()}; Redis {redis_version}; {source()}"
     )
 
 
