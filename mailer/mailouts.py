@@ -31,7 +31,7 @@ Clock = Callable[[], dt.datetime]
 MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed", "cancelled")
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
 SEGMENT_KEYS = ("locale", "governorate", "tag")
-PAGE_SIZE = 1000
+PAGE_SIZE = 5000
 #: Ledger rows per task: SendGrid's 1000 personalizations per request, so a batch is one request.
 BATCH_SIZE = 1000
 
@@ -292,6 +292,8 @@ def launch_mailout(
             mailout.status = "running"
             mailout.started_at = mailout.started_at or clock()
             mailout.finished_at = None
+        # A new mailout listed while running has every row queued as it was written: nothing to catch up.
+        complete = created and mailout.status == "running"
 
     new_messages, batches = enumerate_recipients(
         db, mailout_id, plan, clock, restart=True, backend=backend, batch_size=batch_size
@@ -302,7 +304,7 @@ def launch_mailout(
         if finished_at is not None and not new_messages and mailout.status == "running":
             mailout.status, mailout.finished_at = "finished", finished_at  # nothing new: as it was
         status = mailout.status
-    if status == "running":  # retries and rows a launch cut short left undispatched
+    if status == "running" and not complete:  # retries, and rows a launch cut short left undispatched
         batches += dispatch_mailout(db, backend, mailout_id, clock, batch_size)
     with db.session() as session:
         repo.finish_mailout_if_done(session, mailout_id, clock())

@@ -841,37 +841,39 @@ def list_mailout_page(
     dispatch: bool,
 ) -> tuple[int | None, bool, list[tuple[int, str]]]:
     """Write the ledger rows of the next keyset page of a segment in the database itself (``INSERT ...
-    SELECT ... ON CONFLICT DO NOTHING``): nothing crosses the wire but the page's end and the new rows' ids.
+    SELECT ... ON CONFLICT DO NOTHING``): nothing crosses the wire but the new rows' ids, and a page that
+    writes every row it lists is one statement.
 
     Returns the last supporter id of the page (None when the segment has no more), whether it was the last
-    page (shorter than ``limit``), and the (id, content locale) of the rows written, stamped dispatched when ``dispatch`` (the caller queues them after the
-    commit)."""
+    page (shorter than ``limit``), and the (id, content locale) of the rows written, stamped dispatched when
+    ``dispatch`` (the caller queues them after the commit)."""
+    if not plan:  # nobody in the segment reads a language the mailout sends
+        return None, False, []
     suppressed = exists().where(
         and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
     )
-    conditions = [~suppressed, *_segment_filter(session, segment)]
+    conditions = [~suppressed, Supporter.locale.in_(list(plan)), *_segment_filter(session, segment)]
     page = (
         select(Supporter.id).where(Supporter.id > after_id, *conditions).order_by(Supporter.id).limit(limit)
     )
-    listed = page.subquery()
-    end, count = session.execute(select(func.max(listed.c.id), func.count()).select_from(listed)).one()
-    if end is None:
-        return None, False, []
     stamp = literal(now, UTCDateTime())
-    rows = select(
-        literal(f"alert:{mailout_id}:") + sql_cast(Supporter.id, String),
-        literal("alert"),
-        literal(mailout_id, BigInteger()),
-        Supporter.id,
-        Supporter.locale,
-        case(dict(plan), value=Supporter.locale),
-        literal("queued"),
-        literal(0),
-        stamp,
-        stamp,
-        stamp if dispatch else null(),
-    ).where(Supporter.id > after_id, Supporter.id <= end, Supporter.locale.in_(list(plan)), *conditions)
-    rows = rows.order_by(Supporter.id)  # ledger ids in the supporters' order, as a page was always written
+    rows = (
+        select(
+            literal(f"alert:{mailout_id}:") + sql_cast(Supporter.id, String),
+            literal("alert"),
+            literal(mailout_id, BigInteger()),
+            Supporter.id,
+            Supporter.locale,
+            case(dict(plan), value=Supporter.locale),
+            literal("queued"),
+            literal(0),
+            stamp,
+            stamp,
+            stamp if dispatch else null(),
+        )
+        .where(Supporter.id.in_(page.scalar_subquery()))
+        .order_by(Supporter.id)  # ledger ids in the supporters' order, as a page was always written
+    )
     columns = ["idempotency_key", "kind", "mailout_id", "supporter_id", "locale", "content_locale"]
     columns += ["status", "attempts", "created_at", "updated_at", "dispatched_at"]
     ledger = Message.__table__
@@ -879,12 +881,21 @@ def list_mailout_page(
         _insert(session)(ledger)
         .from_select(columns, rows, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ledger.c.id, ledger.c.content_locale)
+        .returning(ledger.c.id, ledger.c.content_locale, ledger.c.supporter_id)
     )
     # Core, not the ORM: a thousand returned ids need no bulk-persistence bookkeeping.
-    written = [(row[0], row[1]) for row in session.connection().execute(statement)]
+    returned = session.connection().execute(statement).all()
+    written = [(row[0], row[1]) for row in returned]
+    if len(returned) == limit:  # a whole page written: it ends at its last supporter, and more may follow
+        end, short = max(row[2] for row in returned), False
+    else:  # the last page, or rows that were there already (a relaunch): ask where the page ends
+        listed = page.subquery()
+        end, count = session.execute(select(func.max(listed.c.id), func.count()).select_from(listed)).one()
+        if end is None:
+            return None, False, written
+        short = count < limit
     advance_checkpoint(session, mailout_id, end)
-    return end, count < limit, written
+    return end, short, written
 
 
 def set_listing(session: Session, mailout_id: int, listing: bool) -> None:
