@@ -32,6 +32,8 @@ MESSAGE_STATES = ("queued", "sending", "sent", "failed", "unknown", "suppressed"
 MAILOUT_STATES = ("draft", "scheduled", "running", "paused", "finished", "cancelled")
 SEGMENT_KEYS = ("locale", "governorate", "tag")
 PAGE_SIZE = 5000
+#: A launch that adds this many ledger rows refreshes the database's statistics of the ledger.
+ANALYZE_AFTER = 10_000
 #: Ledger rows per task: SendGrid's 1000 personalizations per request, so a batch is one request.
 BATCH_SIZE = 1000
 
@@ -299,6 +301,9 @@ def launch_mailout(
         db, mailout_id, plan, clock, restart=True, backend=backend, batch_size=batch_size
     )
 
+    if new_messages >= ANALYZE_AFTER:
+        with db.session() as session:
+            repo.refresh_ledger_statistics(session)
     with db.session() as session:
         mailout = repo.get_mailout(session, mailout_id)
         if finished_at is not None and not new_messages and mailout.status == "running":
