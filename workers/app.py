@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue  # type: ignore[attr-defined]
 from kombu.utils.scheduling import priority_cycle
 
@@ -21,6 +23,15 @@ class LettersFirst(priority_cycle):
     def update(self, it: Iterable[str]) -> None:
         order = {name: rank for rank, name in enumerate(QUEUES)}
         self.items[:] = sorted(it, key=lambda name: (order.get(name, len(order)), name))
+
+
+@signals.worker_init.connect  # type: ignore[untyped-decorator]
+def _freeze_before_fork(**_: Any) -> None:
+    """Pool children share the main process's memory until they write to it; the garbage collector writes
+    to every object it tracks, so each child would soon hold a private copy of every module. Objects made
+    before the fork are kept out of its sight (the heap is never collected there anyway)."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_celery(settings: Settings) -> Celery:

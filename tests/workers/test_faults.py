@@ -93,6 +93,26 @@ def test_worker_killed_mid_batch(setup: tuple[Runtime, Worker, dict[str, str]], 
     assert states["sent"] == SUPPORTERS - states.get("unknown", 0)
 
 
+def test_a_single_process_worker_killed_mid_batch(
+    setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid
+) -> None:
+    """W1/W2 with `--concurrency 1`, which runs its tasks in the worker process itself (no pool)."""
+    runtime, worker, expected = setup
+    worker.concurrency = 1
+    fake.inject(Fault(status=202, delay=5.0, accept=True))  # the first request hangs while we strike
+    worker.start()
+    result = mailouts.launch_mailout(runtime.db, runtime.backend, "protect-hrds-iraq", {}, {}, batch_size=50)
+    wait_for(lambda: fake.requests >= 1, "the first provider call", worker)
+    worker.kill()
+    worker.start()
+    final = run_to_the_end(runtime, result.mailout_id, worker)
+    assert final.status == "finished"
+    states = ledger_matches_provider(runtime, result.mailout_id, fake, expected)
+    assert states.get("unknown", 0) == 50  # the one batch under way; never re-sent
+    assert states["sent"] == SUPPORTERS - 50
+    assert "(solo)" in worker.logs()  # Celery's banner: "concurrency: 1 (solo)"
+
+
 def test_bursts_of_429_and_500(setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid) -> None:
     runtime, worker, expected = setup
     fake.inject(
