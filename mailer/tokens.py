@@ -26,6 +26,14 @@ Purpose = Literal["unsubscribe", "confirm"]
 _SMALL_PAYLOAD = 64
 
 
+def _compact_json(payload: dict[str, Any]) -> bytes:
+    """``json.dumps(payload, separators=(",", ":"))``: written directly for the usual ids (short plain keys,
+    integer values), a few times faster."""
+    if all(type(v) is int and k.isascii() and k.isalnum() for k, v in payload.items()):
+        return ("{" + ",".join(f'"{k}":{v}' for k, v in payload.items()) + "}").encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 class InvalidToken(Exception):
     """The token is forged, tampered with, expired or for another purpose."""
 
@@ -63,7 +71,7 @@ class TokenSigner:
         return mac
 
     def sign(self, purpose: Purpose, payload: dict[str, Any]) -> str:
-        data = json.dumps(payload, separators=(",", ":")).encode()
+        data = _compact_json(payload)
         if len(data) >= _SMALL_PAYLOAD:  # might compress: let itsdangerous decide
             return str(self._serializer(purpose).dumps(payload))
         now = self._clock() if self._clock is not None else time.time()  # looked up now, as itsdangerous does

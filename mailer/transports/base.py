@@ -32,6 +32,9 @@ MAX_HEADER_TEXT = 998
 # Longer text is written as folded encoded words: no header line may pass RFC 5322's 998 characters.
 _PLAIN_MAX = 900
 _FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
+# What would make an address mean something else once written into a header or an envelope.
+_NOT_IN_LOCAL = re.compile(r'[ <>(),;:"\[\]\\]')
+_NOT_IN_DOMAIN = re.compile(r'[ <>(),;:"\\]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +76,14 @@ def encoded_text(value: str, what: str) -> str:
 def ascii_addr_spec(addr_spec: str) -> str:
     """The address as every relay takes it: the local part must be ASCII, the domain goes as IDNA."""
     local, _, domain = header_text(addr_spec, "address").rpartition("@")
-    if not local or not domain or not local.isascii() or any(c in local for c in ' <>(),;:"[]\\'):
+    if not local or not domain or not local.isascii() or _NOT_IN_LOCAL.search(local):
         raise UnsafeHeader(f"the address {addr_spec!r} cannot be sent without SMTPUTF8")
     if not domain.isascii():
         try:
             domain = idna.encode(domain, uts46=True).decode("ascii")
         except idna.IDNAError as err:
             raise UnsafeHeader(f"the domain of {addr_spec!r} is not a valid IDN: {err}") from err
-    if any(c in domain for c in ' <>(),;:"\\'):
+    if _NOT_IN_DOMAIN.search(domain):
         raise UnsafeHeader(f"the domain of {addr_spec!r} is not valid")
     return f"{local}@{domain}"
 
