@@ -78,16 +78,20 @@ def check_recipient(recipient: Recipient) -> None:
     _personalization(recipient, (), rtl=False)
 
 
-def _personalization(recipient: Recipient, markers: tuple[str, ...], rtl: bool) -> dict[str, Any]:
+#: A marker the email uses: its key in the text part, its key in the HTML part, the placeholder it stands for.
+Marker = tuple[str, str, str]
+
+
+def _personalization(recipient: Recipient, markers: tuple[Marker, ...], rtl: bool) -> dict[str, Any]:
     """One recipient's part of the request, every value checked (a value may land in the subject)."""
     values = recipient.values
     for name, value in values.items():
         _plain(value, name)
     substitutions: dict[str, str] = {}
-    for marker in markers:
-        value = values.get(placeholder_of(marker), "")
-        substitutions[marker + "t"] = value
-        substitutions[marker + "h"] = html_value(value, rtl)
+    for text_key, html_key, placeholder in markers:
+        value = values.get(placeholder, "")
+        substitutions[text_key] = value
+        substitutions[html_key] = html_value(value, rtl)
     personalization: dict[str, Any] = {"to": [_mailbox(recipient.address, "recipient's name")]}
     if substitutions:
         personalization["substitutions"] = substitutions
@@ -97,8 +101,9 @@ def _personalization(recipient: Recipient, markers: tuple[str, ...], rtl: bool) 
     return personalization
 
 
-def _markers(email: BulkEmail) -> tuple[str, ...]:
-    return tuple(sorted(set(_MARKER.findall(email.subject + email.text + email.html))))
+def _markers(email: BulkEmail) -> tuple[Marker, ...]:
+    found = sorted(set(_MARKER.findall(email.subject + email.text + email.html)))
+    return tuple((marker + "t", marker + "h", placeholder_of(marker)) for marker in found)
 
 
 def _message_fields(email: BulkEmail) -> dict[str, Any]:
