@@ -362,7 +362,7 @@ def enumerate_recipients(
             added += len(rows)
             after_id = end or after_id
             if dispatch and backend is not None and refused is None:
-                for message_id, content in rows:
+                for message_id, content, _ in rows:
                     waiting.setdefault(content, []).append(message_id)
                 try:  # full batches as soon as they fill; the remainders once the ledger is written
                     batches += _queue(backend, waiting, batch_size, remainders=last)

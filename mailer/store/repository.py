@@ -840,14 +840,14 @@ def list_mailout_page(
     limit: int,
     now: dt.datetime,
     dispatch: bool,
-) -> tuple[int | None, bool, list[tuple[int, str]]]:
+) -> tuple[int | None, bool, list[tuple[int, str, int]]]:
     """Write the ledger rows of the next keyset page of a segment in the database itself (``INSERT ...
     SELECT ... ON CONFLICT DO NOTHING``): nothing crosses the wire but the new rows' ids, and a page that
     writes every row it lists is one statement.
 
     Returns the last supporter id of the page (None when the segment has no more), whether it was the last
-    page (shorter than ``limit``), and the (id, content locale) of the rows written, stamped dispatched when
-    ``dispatch`` (the caller queues them after the commit)."""
+    page (shorter than ``limit``), and the (id, content locale, supporter id) of the rows written, stamped
+    dispatched when ``dispatch`` (the caller queues them after the commit)."""
     if not plan:  # nobody in the segment reads a language the mailout sends
         return None, False, []
     suppressed = exists().where(
@@ -886,7 +886,7 @@ def list_mailout_page(
     )
     # Core, not the ORM: a thousand returned ids need no bulk-persistence bookkeeping.
     returned = session.connection().execute(statement).all()
-    written = [(row[0], row[1]) for row in returned]
+    written = cast(list[tuple[int, str, int]], returned)  # rows as they come: (id, content, supporter)
     if len(returned) == limit:  # a whole page written: it ends at its last supporter, and more may follow
         end, short = max(row[2] for row in returned), False
     else:  # the last page, or rows that were there already (a relaunch): ask where the page ends
