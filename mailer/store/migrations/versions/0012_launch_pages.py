@@ -17,7 +17,14 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("mailout") as batch:
         batch.add_column(sa.Column("listing", sa.Boolean(), nullable=False, server_default=sa.false()))
-    op.create_index("ix_message_kind_dispatched_at", "message", ["kind", "dispatched_at"])
+    letters_only = sa.text("kind = 'letter'")
+    op.create_index(
+        "ix_message_kind_dispatched_at",
+        "message",
+        ["kind", "dispatched_at"],
+        postgresql_where=letters_only,
+        sqlite_where=letters_only,
+    )
 
 
 def downgrade() -> None:
