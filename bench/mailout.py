@@ -401,10 +401,14 @@ class Stack:
     def start_workers(
         self, argv: Sequence[str], env: Mapping[str, str], count: int, name: str
     ) -> list[Started]:
-        """``count`` workers, returned once each of them waits on the queue (imports done, pool forked)."""
+        """``count`` workers, returned once each of them waits on the queue (imports done, pool forked: a
+        `mailer worker --concurrency 1` has no pool, it runs its tasks itself)."""
         workers = [self.processes.start([sys.executable, *argv], env, f"{name}{n}") for n in range(count)]
+        pooled = list(argv[:3]) != ["-m", "mailer", "worker"] or "--concurrency" not in argv
+        if not pooled:
+            pooled = argv[list(argv).index("--concurrency") + 1] != "1"
         deadline = time.monotonic() + 120
-        while self.consumers() < count or any(not children(w.pid) for w in workers):
+        while self.consumers() < count or (pooled and any(not children(w.pid) for w in workers)):
             for w in workers:
                 if w.process.poll() is not None:
                     raise RuntimeError(f"a worker stopped at start:\n{w.tail()}")
@@ -1193,7 +1197,7 @@ def target_rows(m: Measured) -> list[Row]:
     after = [f.pss_after for f in engine_light + engine_valid]
     rows.append(
         Row(
-            "worker (main + child) PSS, idle before the first task / after the run",
+            "worker PSS (the process and its pool children), idle before the first task / after the run",
             f"{_stat_text(idle, ' MB', 0)} / {_stat_text(after, ' MB', 0)}",
             "",
             "",
