@@ -56,6 +56,17 @@ def runtime_for(env: dict[str, str], tmp_path: Path, db: Database, **more: str) 
     return runtime
 
 
+def sendgrid_runtime(env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid) -> Runtime:
+    return runtime_for(
+        env,
+        tmp_path,
+        db,
+        MAILER_TRANSPORT="sendgrid",
+        MAILER_SENDGRID_API_KEY=fake.api_key,
+        MAILER_SENDGRID_API_URL=fake.url,
+    )
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeSendGrid]:
     with FakeSendGrid(keep_bodies=False) as server:
@@ -67,14 +78,7 @@ def test_the_shipped_defaults_make_the_fewest_requests_sendgrid_allows(
 ) -> None:
     """10,001 recipients, uneven over the locales, Sorani readers sent the English alert: one request per
     1000 recipients of each content, with nothing tuned (no MAILER_BATCH_SIZE)."""
-    rt = runtime_for(
-        env,
-        tmp_path,
-        db,
-        MAILER_TRANSPORT="sendgrid",
-        MAILER_SENDGRID_API_KEY=fake.api_key,
-        MAILER_SENDGRID_API_URL=fake.url,
-    )
+    rt = sendgrid_runtime(env, tmp_path, db, fake)
     per_locale = {"en": 4500, "ar": 3000, "ckb": 1500, "kmr": 1001}
     add_supporters(rt, per_locale)
     result = mailouts.launch_mailout(
@@ -167,14 +171,7 @@ def test_a_batch_runs_the_same_statements_for_ten_rows_as_for_a_thousand(
     env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid
 ) -> None:
     """No statement per recipient: claim, read, mark and record are one each, whatever the batch."""
-    rt = runtime_for(
-        env,
-        tmp_path,
-        db,
-        MAILER_TRANSPORT="sendgrid",
-        MAILER_SENDGRID_API_KEY=fake.api_key,
-        MAILER_SENDGRID_API_URL=fake.url,
-    )
+    rt = sendgrid_runtime(env, tmp_path, db, fake)
     add_supporters(rt, {"ar": 1010})
     backend = RecordingBackend()
     mailouts.launch_mailout(rt.db, backend, SLUG, {}, {}, batch_size=1000)

@@ -76,8 +76,11 @@ def run_to_the_end(runtime: Runtime, mailout_id: int, worker: Worker) -> mailout
         time.sleep(0.5)
 
 
-def test_worker_killed_mid_batch(setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid) -> None:
-    runtime, worker, expected = setup
+def kill_mid_batch_and_finish(
+    runtime: Runtime, worker: Worker, expected: dict[str, str], fake: FakeSendGrid
+) -> dict[str, int]:
+    """SIGKILL the worker while its first provider call hangs, start it again, run to the end: the ledger's
+    states, checked against what the provider accepted."""
     fake.inject(Fault(status=202, delay=5.0, accept=True))  # the first request hangs while we strike
     worker.start()
     result = mailouts.launch_mailout(runtime.db, runtime.backend, "protect-hrds-iraq", {}, {}, batch_size=50)
@@ -86,7 +89,12 @@ def test_worker_killed_mid_batch(setup: tuple[Runtime, Worker, dict[str, str]], 
     worker.start()
     final = run_to_the_end(runtime, result.mailout_id, worker)
     assert final.status == "finished"
-    states = ledger_matches_provider(runtime, result.mailout_id, fake, expected)
+    return ledger_matches_provider(runtime, result.mailout_id, fake, expected)
+
+
+def test_worker_killed_mid_batch(setup: tuple[Runtime, Worker, dict[str, str]], fake: FakeSendGrid) -> None:
+    runtime, worker, expected = setup
+    states = kill_mid_batch_and_finish(runtime, worker, expected, fake)
     # The hanging batch was under way (it may have left): unknown, never re-sent; so may be a batch that the
     # other pool process had in flight at the same instant. Everybody else: sent, exactly once.
     assert states.get("unknown", 0) in (50, 100)
@@ -99,15 +107,7 @@ def test_a_single_process_worker_killed_mid_batch(
     """W1/W2 with `--concurrency 1`, which runs its tasks in the worker process itself (no pool)."""
     runtime, worker, expected = setup
     worker.concurrency = 1
-    fake.inject(Fault(status=202, delay=5.0, accept=True))  # the first request hangs while we strike
-    worker.start()
-    result = mailouts.launch_mailout(runtime.db, runtime.backend, "protect-hrds-iraq", {}, {}, batch_size=50)
-    wait_for(lambda: fake.requests >= 1, "the first provider call", worker)
-    worker.kill()
-    worker.start()
-    final = run_to_the_end(runtime, result.mailout_id, worker)
-    assert final.status == "finished"
-    states = ledger_matches_provider(runtime, result.mailout_id, fake, expected)
+    states = kill_mid_batch_and_finish(runtime, worker, expected, fake)
     assert states.get("unknown", 0) == 50  # the one batch under way; never re-sent
     assert states["sent"] == SUPPORTERS - 50
     assert "(solo)" in worker.logs()  # Celery's banner: "concurrency: 1 (solo)"
