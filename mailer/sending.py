@@ -309,13 +309,14 @@ class _BatchRun:
             self._record([(i, "unknown", {"error": error}) for i in parcel.message_ids])
             return
         now = self.clock()
-        self._record(
-            [
-                (d.ledger_id, *self._ledger_values(d, self.attempts.get(d.ledger_id, 1), now))
-                for d in deliveries
-            ],
-            finish=last,
-        )
+        outcomes: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+        answered: list[tuple[int, str, dict[str, Any]]] = []
+        for d in deliveries:  # a request's recipients share one answer: its values worked out once
+            attempts = self.attempts.get(d.ledger_id, 1)
+            key = (d.status, d.provider_id, d.error, d.retry_after, attempts)
+            outcome = outcomes.get(key) or outcomes.setdefault(key, self._ledger_values(d, attempts, now))
+            answered.append((d.ledger_id, *outcome))
+        self._record(answered, finish=last)
         waits = [d.retry_after for d in deliveries if d.status == "transient" and d.retry_after]
         if waits:  # the provider's rate limit holds for every worker: one pause for all of them
             with self.db.session() as session:
@@ -344,10 +345,12 @@ class _BatchRun:
             return
         now = self.clock()
         groups: dict[tuple[str, str], tuple[str, dict[str, Any], list[int]]] = {}
+        keys: dict[int, str] = {}  # rows of one answer share one dictionary of values: one repr for them
         for message_id, status, values in rows:  # a provider answers a whole request alike: one UPDATE
-            key = (status, repr(sorted(values.items())))
+            key = (status, keys.get(id(values)) or keys.setdefault(id(values), repr(sorted(values.items()))))
             groups.setdefault(key, (status, values, []))[2].append(message_id)
-            self.result.count("retry" if status == "queued" else status)
+        for status, _values, ids in groups.values():
+            self.result.count("retry" if status == "queued" else status, len(ids))
         with self.db.session() as session:
             for status, values, ids in groups.values():
                 repo.finish_messages(session, ids, status, now, self.claimed_at, **values)
