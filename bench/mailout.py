@@ -1223,7 +1223,7 @@ def target_rows(m: Measured) -> list[Row]:
         rows.append(
             Row(
                 "1,000,000 recipients: RSS, Redis per recipient, rate",
-                f"not run (--recipients 1000000); at {n:,}: Redis {_n(_median(redis_bytes), 1)} B per queued recipient, "
+                f"in `bench/RESULTS-1M.md` (`--recipients 1000000`); at {n:,}: Redis {_n(_median(redis_bytes), 1)} B per queued recipient, "
                 f"peak RSS {_n(_median([f.peak_rss for f in engine_light]))} MB",
                 "",
                 "",

@@ -110,6 +110,12 @@ def main() -> None:
         for section in found:
             print("\n" + section.markdown(), flush=True)
         sections += found
+    million = BENCH / "RESULTS-1M.md"
+    if args.output.resolve() != million.resolve() and million.exists():
+        notes.append(
+            "- 1,000,000 recipients: `bench/RESULTS-1M.md`, written by this script (`--recipients 1000000 "
+            "--output bench/RESULTS-1M.md`); its first lines name its commit."
+        )
     intro = "\n".join(
         [
             f"Written by `bench/run.py` on {dt.date.today().isoformat()}; nothing in it is asserted: these are "
