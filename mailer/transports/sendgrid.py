@@ -122,6 +122,30 @@ def _personalization(recipient: Recipient, markers: tuple[Marker, ...], rtl: boo
     return personalization
 
 
+def _shared_values_inlined(email: BulkEmail) -> BulkEmail:
+    """The email with every placeholder whose value is the same for all its recipients (the action page's
+    address, say) written into the content once, instead of into a thousand substitutions. A value that
+    would not pass as a recipient's (or looks like a marker) stays a substitution, refused per recipient."""
+    if len(email.recipients) < 2:  # one recipient: nothing to share
+        return email
+    shared: dict[str, str] = {}
+    for marker in set(_MARKER.findall(email.subject + email.text + email.html)):
+        placeholder = placeholder_of(marker)
+        value = email.recipients[0].values.get(placeholder, "")
+        sendable = _all_plain((value,)) and not _MARKER.search(value)
+        if sendable and all(r.values.get(placeholder, "") == value for r in email.recipients):
+            shared[marker] = value
+    if not shared:
+        return email
+    html = {marker: html_value(value, email.rtl) for marker, value in shared.items()}
+    return dataclasses.replace(
+        email,
+        subject=_MARKER.sub(lambda m: shared.get(m.group(0), m.group(0)), email.subject),
+        text=_MARKER.sub(lambda m: shared.get(m.group(0), m.group(0)), email.text),
+        html=_MARKER.sub(lambda m: html.get(m.group(0), m.group(0)), email.html),
+    )
+
+
 def _markers(email: BulkEmail) -> tuple[Marker, ...]:
     found = sorted(set(_MARKER.findall(email.subject + email.text + email.html)))
     return tuple((marker + "t", marker + "h", placeholder_of(marker)) for marker in found)
@@ -157,6 +181,7 @@ def build_payload(email: BulkEmail) -> dict[str, Any]:
     value cannot be sent."""
     if len(email.recipients) > MAX_PERSONALIZATIONS:
         raise ValueError(f"SendGrid takes at most {MAX_PERSONALIZATIONS} personalizations per request")
+    email = _shared_values_inlined(email)
     markers = _markers(email)
     personalizations = [_personalization(r, markers, email.rtl) for r in email.recipients]
     return {"personalizations": personalizations, **_message_fields(email)}
@@ -179,6 +204,7 @@ class SendGridTransport:
     def send(self, email: BulkEmail) -> list[Delivery]:
         if len(email.recipients) > MAX_PERSONALIZATIONS:
             raise ValueError(f"SendGrid takes at most {MAX_PERSONALIZATIONS} personalizations per request")
+        email = _shared_values_inlined(email)
         try:
             fields = _message_fields(email)
         except UnsafeHeader as err:

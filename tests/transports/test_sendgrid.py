@@ -61,6 +61,39 @@ def test_values_are_escaped_apart_for_html_and_text() -> None:
     assert key + "t" not in html
 
 
+def test_a_value_every_recipient_shares_goes_into_the_content_once() -> None:
+    """A value the same for the whole request (an action page's address) is written into the subject, text
+    and HTML once, escaped for each; the values that differ stay substitutions."""
+    payload = build_payload(bulk([(1, "a@example.org", "Sara <b>"), (2, "b@example.org", "Sara <b>")]))
+    assert list(VALIDATOR.iter_errors(payload)) == []
+    assert rule_errors(payload) == []
+    first, link = marker("first_name"), marker("unsubscribe_url")
+    text, html = (c["value"] for c in payload["content"])
+    assert payload["subject"] == "مرحبا Sara <b>"
+    assert "عزيزي Sara <b>،" in text
+    assert '<p>عزيزي <span dir="ltr">Sara &lt;b&gt;</span></p>' in html
+    assert first not in payload["subject"] + text + html
+    assert [sorted(p["substitutions"]) for p in payload["personalizations"]] == [[link + "h", link + "t"]] * 2
+
+
+def test_a_shared_value_that_cannot_be_sent_is_refused_per_recipient_as_before() -> None:
+    """A value no recipient could be sent (a control character) is never written into the content, even when
+    every recipient has it: each recipient is refused for their own value, as before."""
+    people = [(1, "a@example.org", "Sara\x07"), (2, "b@example.org", "Sara\x07")]
+    with FakeSendGrid() as fake:
+        deliveries = SendGridTransport(fake.api_key, fake.url).send(bulk(people))
+        assert fake.requests == 0
+    assert [(d.ledger_id, d.status) for d in deliveries] == [(1, "permanent"), (2, "permanent")]
+    assert all("the first_name holds the control character" in (d.error or "") for d in deliveries)
+
+
+def test_a_shared_value_that_looks_like_a_marker_stays_a_substitution() -> None:
+    """Written into the content, it would be read as a marker there: it stays each recipient's value."""
+    name = marker("unsubscribe_url")
+    payload = build_payload(bulk([(1, "a@example.org", name), (2, "b@example.org", name)]))
+    assert [p["substitutions"][marker("first_name") + "t"] for p in payload["personalizations"]] == [name] * 2
+
+
 def test_connections_are_kept_alive_across_requests() -> None:
     with FakeSendGrid() as fake:
         transport = SendGridTransport(fake.api_key, fake.url)
