@@ -66,12 +66,17 @@ class AlertContent:
     body: str
 
 
+_ALERTS_KEPT = 16  # the locales of a few mailouts at once
+
+
 class Renderer:
     """Renders the project's email templates in any registry locale."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
         self.templates_dir = templates_dir or resource_dir("templates")
         self._environments: dict[str, Environment] = {}
+        #: Alerts rendered lately: a worker renders each batch of a mailout from the same snapshot.
+        self._alerts: dict[tuple[AlertContent, str, dt.date, str], PreparedEmail] = {}
 
     def environment(self, code: str) -> Environment:
         locale = get_locale(code)
@@ -137,7 +142,19 @@ class Renderer:
         self, content: AlertContent, code: str, sent_on: dt.date, privacy_url: str = "#"
     ) -> PreparedEmail:
         """The alert in one locale, CSS inlined, placeholders left as markers. ``privacy_url`` is the privacy
-        notice in this locale (previews leave it pointing nowhere, like their unsubscribe link)."""
+        notice in this locale (previews leave it pointing nowhere, like their unsubscribe link). The same
+        arguments give the same email: the last few are kept, not rendered and inlined again."""
+        key = (content, code, sent_on, privacy_url)
+        found = self._alerts.get(key)
+        if found is None:
+            if len(self._alerts) >= _ALERTS_KEPT:
+                self._alerts.clear()
+            found = self._alerts[key] = self._render_alert(content, code, sent_on, privacy_url)
+        return found
+
+    def _render_alert(
+        self, content: AlertContent, code: str, sent_on: dt.date, privacy_url: str
+    ) -> PreparedEmail:
         locale = get_locale(code)
         subject = insert_markers(content.subject)
         context = {

@@ -97,3 +97,29 @@ def test_personal_values_are_escaped_in_html() -> None:
     assert "<img src=x>" not in email.html
     assert "&lt;img src=x&gt;" in email.html
     assert email.subject == "Hello <img src=x>"
+
+
+def test_the_same_alert_is_rendered_once_and_any_change_renders_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker renders each batch of a mailout from the same snapshot: the last few are kept. A change of
+    content, locale, date or privacy address is another email."""
+    renderer = Renderer()
+    rendered: list[tuple[str, dt.date]] = []
+    real = renderer._render_alert
+
+    def counting(content: AlertContent, code: str, sent_on: dt.date, privacy_url: str):  # type: ignore[no-untyped-def]
+        rendered.append((code, sent_on))
+        return real(content, code, sent_on, privacy_url)
+
+    monkeypatch.setattr(renderer, "_render_alert", counting)
+    content = AlertContent("T", "Subject", "", "Body")
+    day = dt.date(2026, 11, 27)
+    first = renderer.render_alert(content, "ar", day)
+    assert renderer.render_alert(AlertContent("T", "Subject", "", "Body"), "ar", day) is first
+    renderer.render_alert(content, "en", day)
+    renderer.render_alert(content, "ar", day + dt.timedelta(days=1))
+    renderer.render_alert(content, "ar", day, privacy_url="https://act.example.org/ar/privacy")
+    changed = renderer.render_alert(AlertContent("T", "Subject", "", "Body, edited"), "ar", day)
+    assert "edited" in changed.text
+    assert len(rendered) == 5

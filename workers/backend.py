@@ -49,6 +49,10 @@ class CeleryBackend:
             f"--loglevel={loglevel}",
             f"--queues={','.join(queues)}",
             f"--concurrency={concurrency}",
+            # Workers share the ledger in the database, not state of Celery's: no start-up hello that waits a
+            # second for the other workers' replies before taking a task, no processing of their heartbeats.
+            "--without-mingle",
+            "--without-gossip",
         ]
         if concurrency == 1:
             # One process that runs its tasks itself: a pool of one child would hold a second copy of
