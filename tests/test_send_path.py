@@ -151,12 +151,12 @@ def test_every_transport_renders_the_alert_once_per_content_and_batch(
 
 
 def statements_of(rt: Runtime, batch: list[int]) -> list[str]:
-    """The SQL statements one batch of alerts runs, from its claim to its outcome."""
+    """The SQL statements one batch of alerts runs, from its claim to its outcome, as sent."""
     seen: list[str] = []
     engine = rt.db.engine
 
     def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
+        seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", note)
     try:
@@ -177,8 +177,12 @@ def test_a_batch_runs_the_same_statements_for_ten_rows_as_for_a_thousand(
     mailouts.launch_mailout(rt.db, backend, SLUG, {}, {}, batch_size=1000)
     big, small = backend.batches
     assert (len(big), len(small)) == (1000, 10)
-    statements = statements_of(rt, small)
-    assert statements_of(rt, big) == statements
+    texts, big_texts = statements_of(rt, small), statements_of(rt, big)
+    statements = [text.split(None, 1)[0].upper() for text in texts]
+    assert [text.split(None, 1)[0].upper() for text in big_texts] == statements
+    if rt.db.engine.dialect.name == "postgresql":  # the ids as one array: the same text, whatever the batch
+        assert big_texts == texts
+        assert max(len(text) for text in texts) < 2000
     writes = [s for s in statements if s in ("UPDATE", "INSERT", "DELETE")]
     assert writes == ["UPDATE", "UPDATE", "UPDATE", "UPDATE"]  # claim, mark, outcome, the mailout's end
     assert len(statements) <= 12

@@ -13,6 +13,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     case,
     delete,
     exists,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +66,14 @@ def _changed(session: Session, statement: Any) -> int:
 def _insert(session: Session) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL both do)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _among(session: Session, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN (ids)`` for a batch's thousand ids: on PostgreSQL one array parameter (``= ANY``), which
+    is neither rendered nor parsed as a thousand placeholders; elsewhere the list."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))
+    return column.in_(list(ids))
 
 
 # Campaigns
@@ -514,7 +525,7 @@ def claim_rows(session: Session, message_ids: Sequence[int], now: dt.datetime) -
     statement = (
         update(_LEDGER)
         .where(
-            c.id.in_(list(message_ids)),
+            _among(session, c.id, message_ids),
             c.status == "queued",
             (c.not_before.is_(None)) | (c.not_before <= now),
             _mailout_running(),
@@ -554,7 +565,7 @@ def alert_recipients(session: Session, supporter_ids: Iterable[int]) -> dict[int
     )
     query = select(
         people.id, people.email, people.name, people.governorate, suppressed.label("suppressed")
-    ).where(people.id.in_(list(supporter_ids)))
+    ).where(_among(session, people.id, list(supporter_ids)))
     return {
         key: AlertRecipient(key, email, name, governorate, bool(barred))
         for key, email, name, governorate, barred in session.execute(query)
@@ -568,7 +579,7 @@ def mark_provider_called(
     still the caller's; the ids stamped."""
     statement = (
         update(_LEDGER)
-        .where(_LEDGER.c.id.in_(list(message_ids)), *_held(claimed_at), _mailout_running())
+        .where(_among(session, _LEDGER.c.id, message_ids), *_held(claimed_at), _mailout_running())
         .values(provider_called_at=now, updated_at=now)
         .returning(_LEDGER.c.id)
     )
@@ -771,7 +782,7 @@ def finish_messages(
     for start in range(0, len(message_ids), 1000):  # a provider call's rows: one statement
         session.execute(
             update(_LEDGER)
-            .where(_LEDGER.c.id.in_(list(message_ids[start : start + 1000])), *_held(claimed_at))
+            .where(_among(session, _LEDGER.c.id, message_ids[start : start + 1000]), *_held(claimed_at))
             .values(status=status, updated_at=now, **values)
         )
 
