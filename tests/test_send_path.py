@@ -191,6 +191,39 @@ def test_a_batch_runs_the_same_statements_for_ten_rows_as_for_a_thousand(
     rt.close()
 
 
+def test_sqlite_finds_a_batchs_rows_by_their_ids_however_many_are_queued(
+    env: dict[str, str], tmp_path: Path, db: Database, fake: FakeSendGrid
+) -> None:
+    """Without statistics SQLite would rather read every queued row through the status index than look up
+    the batch's ids: a batch would cost more the larger its mailout. Every UPDATE of a batch's rows goes by
+    the ids (EXPLAIN QUERY PLAN of the statements as sent)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans by its statistics")
+    rt = sendgrid_runtime(env, tmp_path, db, fake)
+    add_supporters(rt, {"ar": 1500})
+    backend = RecordingBackend()
+    mailouts.launch_mailout(rt.db, backend, SLUG, {}, {}, batch_size=1000)
+    sent: list[tuple[str, Any]] = []
+
+    def note(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if statement.startswith("UPDATE message"):
+            sent.append((statement, parameters))
+
+    event.listen(rt.db.engine, "before_cursor_execute", note)
+    try:
+        assert rt.send_batch(backend.batches[0]).outcomes == {"sent": 1000}
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", note)
+    assert len(sent) == 3  # the claim, the mark, the outcome
+    with rt.db.engine.connect() as connection:
+        for statement, parameters in sent:
+            plan = [
+                row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            ]
+            assert plan[0] == "SEARCH message USING INTEGER PRIMARY KEY (rowid=?)", (statement[:60], plan)
+    rt.close()
+
+
 def test_the_claim_reads_back_what_composing_needs(env: dict[str, str], tmp_path: Path, db: Database) -> None:
     rt = runtime_for(env, tmp_path, db)
     add_supporters(rt, {"kmr": 3})
