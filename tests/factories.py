@@ -1,10 +1,14 @@
-"""Synthetic supporters and a recording task backend for tests: names in each locale's script, addresses on
-example.org only."""
+"""Synthetic supporters, letter forms and a recording task backend for tests: names in each locale's script,
+addresses on example.org only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+from mailer import campaigns, letters
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
 
 NAMES = {
     "en": ["Sarah Miller", "John Okafor", "Maria Rossi"],
@@ -44,3 +48,26 @@ class RecordingBackend:
 
     def enqueue_apply_events(self, event_ids: Sequence[int]) -> None:
         """Events are applied by the caller."""
+
+
+def letter_form(**changes: str) -> dict[str, str]:
+    """What the action page posts for a letter in Sorani, with ``changes``."""
+    base = {
+        "name": "شیلان ئەحمەد",
+        "email": "shilan@example.org",
+        "governorate": "Basra",
+        "share": "name_email",
+        "subject": "",
+        "body": "",
+        "note": "تکایە ئەم دۆسیەیە دابخەن.",
+    }
+    return base | changes
+
+
+def prefilled_letter(rt: Runtime, code: str, **changes: str) -> letters.LetterForm:
+    """The seed campaign's letter in ``code``, checked as the action page checks it."""
+    slug = "protect-hrds-iraq"
+    spec = campaigns.parse_campaign_folder(demo_dir() / "campaigns" / slug)
+    letter = next(c for c in spec.contents if c.kind == "letter" and c.locale == code)
+    raw = letter_form(subject=letter.subject, body=letter.body) | changes
+    return letters.check_form(raw, slug, code)

@@ -22,23 +22,11 @@ from mailer.runtime import Runtime
 from mailer.store import repository as repo
 from mailer.store.models import Letter, Supporter
 from mailer.targets import import_targets
+from tests.factories import letter_form, prefilled_letter
 
 SLUG = "protect-hrds-iraq"
 MORNING = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)  # 10:00 in Baghdad
 NIGHT = dt.datetime(2026, 11, 27, 20, 0, tzinfo=dt.UTC)  # 23:00 in Baghdad
-
-
-def form(**changes: str) -> dict[str, str]:
-    base = {
-        "name": "شیلان ئەحمەد",
-        "email": "shilan@example.org",
-        "governorate": "Basra",
-        "share": "name_email",
-        "subject": "",
-        "body": "",
-        "note": "تکایە ئەم دۆسیەیە دابخەن.",
-    }
-    return base | changes
 
 
 @pytest.fixture
@@ -53,13 +41,6 @@ def outbox(rt: Runtime, kind: str) -> list[EmailMessage]:
         cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
         for p in sorted(rt.settings.outbox_dir.glob(f"{kind}-*.eml"))
     ]
-
-
-def prefilled(rt: Runtime, code: str, **changes: str) -> letters.LetterForm:
-    spec = campaigns.parse_campaign_folder(demo_dir() / "campaigns" / SLUG)
-    letter = next(c for c in spec.contents if c.kind == "letter" and c.locale == code)
-    raw = form(subject=letter.subject, body=letter.body) | changes
-    return letters.check_form(raw, SLUG, code)
 
 
 def confirm_link(message: EmailMessage) -> str:
@@ -82,17 +63,17 @@ def confirm_link(message: EmailMessage) -> str:
 )
 def test_hostile_input_is_refused_field_by_field(field: str, value: str) -> None:
     with pytest.raises(letters.FormError) as caught:
-        letters.check_form(form(subject="s", body="b", **{field: value}), SLUG, "ckb")
+        letters.check_form(letter_form(subject="s", body="b", **{field: value}), SLUG, "ckb")
     assert list(caught.value.fields) == [field]
 
 
 def test_kurdish_spelling_with_a_zero_width_non_joiner_is_fine() -> None:
-    checked = letters.check_form(form(subject="s", body="b", note="هەڵبەت\u200cکە"), SLUG, "ckb")
+    checked = letters.check_form(letter_form(subject="s", body="b", note="هەڵبەت\u200cکە"), SLUG, "ckb")
     assert "\u200c" in checked.note
 
 
 def test_confirm_then_one_letter_per_official_in_their_language(rt: Runtime) -> None:
-    letters.start_letter(rt.db, rt.backend, prefilled(rt, "ckb"), clock=lambda: MORNING)
+    letters.start_letter(rt.db, rt.backend, prefilled_letter(rt, "ckb"), clock=lambda: MORNING)
     assert outbox(rt, "letter") == []  # nothing reaches an official before the link is followed
     (confirmation,) = outbox(rt, "confirm")
     assert confirmation["Content-Language"] == "ckb"
@@ -139,7 +120,7 @@ def test_initials_only_keeps_the_name_out_of_every_letter(rt: Runtime) -> None:
     started = letters.start_letter(
         rt.db,
         rt.backend,
-        prefilled(
+        prefilled_letter(
             rt, "kmr", name="Rojda Şêxo", email="rojda@example.com", governorate="Duhok", share="initials"
         ),
         clock=lambda: MORNING,
@@ -157,7 +138,7 @@ def test_initials_only_keeps_the_name_out_of_every_letter(rt: Runtime) -> None:
 
 
 def test_edits_go_to_officials_who_read_the_supporters_language(rt: Runtime) -> None:
-    edited = prefilled(
+    edited = prefilled_letter(
         rt, "ar", name="علي كريم", email="ali@example.net", body="نص كتبته بنفسي.\n\nفقرة ثانية."
     )
     started = letters.start_letter(rt.db, rt.backend, edited, clock=lambda: MORNING)
@@ -177,7 +158,7 @@ def test_a_forwarded_alert_link_never_skips_the_confirmation(rt: Runtime) -> Non
     letters.start_letter(
         rt.db,
         rt.backend,
-        prefilled(rt, "en", name="Sarah Miller", email="sarah@example.org", governorate=""),
+        prefilled_letter(rt, "en", name="Sarah Miller", email="sarah@example.org", governorate=""),
         clock=lambda: MORNING,
     )
     assert outbox(rt, "letter") == []
@@ -197,7 +178,7 @@ def test_an_unconfirmed_form_changes_nothing_about_a_supporter(rt: Runtime) -> N
         letters.start_letter(
             rt.db,
             rt.backend,
-            prefilled(rt, "en", name="Mallory", email=email, governorate="", opt_in="1"),
+            prefilled_letter(rt, "en", name="Mallory", email=email, governorate="", opt_in="1"),
             clock=lambda: MORNING,
         )
     with rt.db.session() as session:
@@ -230,7 +211,7 @@ def test_pacing_holds_letters_outside_hours(rt: Runtime, tmp_path: Path) -> None
     started = letters.start_letter(
         rt.db,
         rt.backend,
-        prefilled(rt, "ar", name="علي", email="a1@example.org"),
+        prefilled_letter(rt, "ar", name="علي", email="a1@example.org"),
         clock=lambda: NIGHT,
     )
     letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: NIGHT)
@@ -246,7 +227,7 @@ def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
         started = letters.start_letter(
             rt.db,
             rt.backend,
-            prefilled(rt, "en", name=f"Person {n}", email=f"p{n}@example.org", governorate=""),
+            prefilled_letter(rt, "en", name=f"Person {n}", email=f"p{n}@example.org", governorate=""),
             clock=lambda: MORNING,
         )
         letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=lambda: MORNING)
@@ -262,7 +243,7 @@ def test_hourly_cap_per_official(rt: Runtime, tmp_path: Path) -> None:
 def test_an_old_confirmation_link_sends_nothing(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """U5: a link past its 48 hours is refused with a clear message, and nothing goes out."""
     started = letters.start_letter(
-        rt.db, rt.backend, prefilled(rt, "en", governorate=""), clock=lambda: MORNING
+        rt.db, rt.backend, prefilled_letter(rt, "en", governorate=""), clock=lambda: MORNING
     )
     with rt.db.session() as session:
         key = repo.get_letter(session, started.letter_id).key or ""
@@ -288,7 +269,7 @@ def test_a_campaign_open_at_any_hour_is_open_in_its_last_minute() -> None:
 def test_what_the_writer_confirms_is_what_is_sent_whatever_is_reloaded(rt: Runtime, tmp_path: Path) -> None:
     """The campaign's letter changes between the form and the confirmation: the officials get the text the
     writer was shown, not the new one."""
-    started = letters.start_letter(rt.db, rt.backend, prefilled(rt, "ckb"), clock=lambda: MORNING)
+    started = letters.start_letter(rt.db, rt.backend, prefilled_letter(rt, "ckb"), clock=lambda: MORNING)
     folder = tmp_path / "campaign"
     shutil.copytree(demo_dir() / "campaigns" / SLUG, folder)
     arabic = folder / "letter.ar.md"
@@ -305,7 +286,7 @@ def test_what_the_writer_confirms_is_what_is_sent_whatever_is_reloaded(rt: Runti
 
 def test_the_same_post_from_many_threads_at_once_makes_one_letter(rt: Runtime) -> None:
     """A double click reaching two server processes together: the database decides, one letter wins."""
-    form = prefilled(rt, "en")
+    form = prefilled_letter(rt, "en")
     start = threading.Barrier(4)
     results: list[letters.Started] = []
 

@@ -22,9 +22,8 @@ from mailer.store import repository as repo
 from mailer.store.models import Mailout, Message, Supporter
 from mailer.targets import import_targets
 from mailer.tasking import InProcessBackend
-from tests.factories import NAMES, RecordingBackend
+from tests.factories import NAMES, RecordingBackend, prefilled_letter
 from tests.fakes.sendgrid_server import FakeSendGrid
-from tests.test_letters import prefilled
 
 SLUG = "protect-hrds-iraq"
 
@@ -267,7 +266,7 @@ def test_the_letters_queue_costs_the_same_however_long_a_mailouts_ledger(
 
     import_targets(rt.db, demo_dir() / "officials.yaml")
     held = RecordingBackend()  # nothing it is given is sent: the letters stay waiting for their officials
-    started = letters.start_letter(rt.db, held, prefilled(rt, "ar", governorate="Basra"))
+    started = letters.start_letter(rt.db, held, prefilled_letter(rt, "ar", governorate="Basra"))
     letters.confirm_letter_id(rt.db, held, started.letter_id)
     add_supporters(rt, {"ar": 100})
     mailouts.launch_mailout(rt.db, RecordingBackend(), SLUG, {}, {})  # queued rows nobody sends

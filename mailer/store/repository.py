@@ -364,22 +364,6 @@ def _segment_filter(
     return conditions
 
 
-def segment_supporters_page(
-    session: Session, segment: Mapping[str, Sequence[str]], after_id: int, limit: int
-) -> Sequence[tuple[int, str]]:
-    """One keyset page of (id, locale) of the supporters in a segment who are not suppressed."""
-    suppressed = exists().where(
-        and_(Suppression.email_index == Supporter.email_index, Suppression.scope == "supporter")
-    )
-    query = (
-        select(Supporter.id, Supporter.locale)
-        .where(Supporter.id > after_id, ~suppressed, *_segment_filter(session, segment))
-        .order_by(Supporter.id)
-        .limit(limit)
-    )
-    return [(row[0], row[1]) for row in session.execute(query)]
-
-
 def supporters_page(
     session: Session, segment: Mapping[str, Sequence[str]], after_id: int, limit: int
 ) -> list[Supporter]:
