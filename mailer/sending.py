@@ -339,8 +339,12 @@ class _BatchRun:
         return "queued", {"error": reason, "not_before": not_before, "dispatched_at": None}
 
     def _record(self, rows: Sequence[tuple[int, str, dict[str, Any]]], finish: bool = False) -> None:
-        """Write the outcomes of a parcel in one transaction: one statement per outcome (a provider answers a
-        whole request alike), and, after the batch's last parcel, whether its mailouts are done."""
+        """Write the outcomes of a parcel in one transaction, one statement per outcome (a provider answers a
+        whole request alike); after the batch's last parcel, whether its mailouts are done.
+
+        The end is checked after the outcomes commit, never in their transaction: of two workers that record
+        a mailout's last rows at once, the later commit's check then sees both. Checked inside, on
+        PostgreSQL each check could see the other's rows still 'sending', and nobody finished the mailout."""
         if not rows:
             return
         now = self.clock()
@@ -354,10 +358,11 @@ class _BatchRun:
         with self.db.session() as session:
             for status, values, ids in groups.values():
                 repo.finish_messages(session, ids, status, now, self.claimed_at, **values)
-            if finish:
+        if finish:
+            with self.db.session() as session:
                 for mailout_id in self.mailout_ids:
                     repo.finish_mailout_if_done(session, mailout_id, now)
-                self.finish_checked = True
+            self.finish_checked = True
 
     def _ledger_values(
         self, delivery: Delivery, attempts: int, now: dt.datetime

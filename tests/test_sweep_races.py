@@ -9,9 +9,10 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from mailer import mailouts, sending
@@ -337,3 +338,49 @@ def test_w13_a_sweeper_ahead_marks_a_claim_under_way_unknown_and_nothing_is_sent
     assert statuses(rt) == {"unknown": IN_ONE_LOCALE}
     assert mailouts.mailout_status(rt.db, result.mailout_id).status == "finished"
     assert set(provider_counts(rt, fake).values()) == {1}
+
+
+# Two workers record a mailout's last outcomes at once
+
+
+def test_two_workers_ending_a_mailout_at_once_leave_it_finished(rt: Runtime, fake: FakeSendGrid) -> None:
+    """Each worker checks for the mailout's end after recording its last outcomes. Checked inside that
+    transaction, on PostgreSQL (READ COMMITTED) each check can see the other worker's rows still 'sending'
+    and nobody finishes the mailout. Worker A is held between writing its outcomes and committing them
+    while worker B sends, records and checks; then A goes on. (SQLite serializes the two writers.)"""
+    if rt.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes writers: B would wait for A's commit")
+    held = Held()
+    result = mailouts.launch_mailout(rt.db, held, SLUG, ONE_LOCALE, {}, batch_size=IN_ONE_LOCALE // 2)
+    first, second = held.batches
+    recorded, b_done = threading.Event(), threading.Event()
+    worker_a: list[threading.Thread] = []
+
+    def note(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if threading.current_thread() in worker_a and "provider_message_id" in statement:
+            recorded.set()  # A's outcomes are written, not committed
+
+    def hold(conn: object) -> None:
+        if threading.current_thread() in worker_a and recorded.is_set() and not b_done.is_set():
+            assert b_done.wait(WAIT), "worker B did not finish"
+
+    def run_a() -> sending.BatchResult:
+        worker_a.append(threading.current_thread())
+        return send(rt, transport(fake), first)
+
+    def run_b() -> sending.BatchResult:
+        assert recorded.wait(WAIT), "worker A never recorded its outcomes"
+        try:
+            return send(rt, transport(fake), second)
+        finally:
+            b_done.set()
+
+    event.listen(rt.db.engine, "before_cursor_execute", note)
+    event.listen(rt.db.engine, "commit", hold)
+    try:
+        outcomes = run_threads(run_a, run_b)
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", note)
+        event.remove(rt.db.engine, "commit", hold)
+    assert [cast(sending.BatchResult, o).outcomes for o in outcomes] == [{"sent": IN_ONE_LOCALE // 2}] * 2
+    assert mailouts.mailout_status(rt.db, result.mailout_id).status == "finished"
