@@ -487,6 +487,8 @@ def add_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int:
 #: bulk-update and row-loading steps, which cost more than the database's own work on a 1000-row batch.
 _LEDGER = cast(Table, Message.__table__)
 _MAILOUTS = cast(Table, Mailout.__table__)
+_SUPPORTERS = cast(Table, Supporter.__table__)
+_SUPPRESSIONS = cast(Table, Suppression.__table__)
 
 
 def _mailout_running() -> Any:
@@ -566,7 +568,7 @@ class AlertRecipient:
 
 def alert_recipients(session: Session, supporter_ids: Iterable[int]) -> dict[int, AlertRecipient]:
     """The supporters of a batch and their suppression, in one query (no objects, no tags decrypted)."""
-    people, suppressions = cast(Table, Supporter.__table__).c, cast(Table, Suppression.__table__).c
+    people, suppressions = _SUPPORTERS.c, _SUPPRESSIONS.c
     suppressed = exists().where(
         suppressions.email_index == people.email_index, suppressions.scope == "supporter"
     )
