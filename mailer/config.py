@@ -6,10 +6,10 @@ A wrong value raises :class:`ConfigError` naming the variable, so the program st
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -59,6 +59,18 @@ class Settings:
     retain_unconfirmed_hours: int = 24
     retain_letter_days: int = 28
     retain_event_days: int = 30
+    # Inbound mail (mailer.inbound): the address replies, bounces and emailed unsubscribes come back to
+    # (each message carries it with a signed tag: reply+TAG@domain); unset, nothing reads mail.
+    inbound_address: str | None = None
+    # SendGrid Inbound Parse posts to /webhooks/inbound/<secret>, with basic auth "user:password".
+    inbound_parse_secret: str | None = field(default=None, repr=False)
+    inbound_parse_auth: str | None = field(default=None, repr=False)
+    # A mailbox the beat reads over IMAP (imaps://user:password@host/INBOX).
+    imap_url: str | None = field(default=None, repr=False)
+    inbound_max_bytes: int = 10 * 1024 * 1024
+    # Inbound messages as they arrived, and officials' replies as supporters read them.
+    retain_inbound_days: int = 30
+    retain_reply_days: int = 365
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -158,6 +170,8 @@ class Settings:
         retain_letter_days = _int_var(env, "MAILER_RETAIN_LETTER_DAYS", 28, minimum=1)
         retain_event_days = _int_var(env, "MAILER_RETAIN_EVENT_DAYS", 30, minimum=1)
 
+        inbound = _inbound_settings(env, get)
+
         language = get("MAILER_LANGUAGE") or "en"
         try:
             language = get_locale(language).code
@@ -190,6 +204,7 @@ class Settings:
             retain_unconfirmed_hours=retain_unconfirmed_hours,
             retain_letter_days=retain_letter_days,
             retain_event_days=retain_event_days,
+            **inbound,
         )
 
     def require_secret_keys(self) -> tuple[str, ...]:
@@ -214,6 +229,61 @@ class Settings:
                 )
             )
         return Vault.parse(self.data_key)
+
+
+def _inbound_settings(env: Mapping[str, str], get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The MAILER_INBOUND_* and MAILER_IMAP_URL variables, checked together (they only make sense so)."""
+    address = get("MAILER_INBOUND_ADDRESS")
+    if address is not None:
+        try:
+            address = validate_email(address, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as err:
+            raise ConfigError(
+                N_("MAILER_INBOUND_ADDRESS is not a valid address: %(reason)s"), reason=str(err)
+            ) from err
+        if "+" in address.partition("@")[0] or not address.isascii():
+            raise ConfigError(
+                N_(
+                    "MAILER_INBOUND_ADDRESS must be a plain ASCII address without '+': tags are added after it"
+                )
+            )
+    secret, auth = get("MAILER_INBOUND_PARSE_SECRET"), get("MAILER_INBOUND_PARSE_AUTH")
+    imap_url = get("MAILER_IMAP_URL")
+    if (secret or imap_url) and address is None:
+        raise ConfigError(
+            N_("MAILER_INBOUND_ADDRESS is required with %(variable)s: it is the address whose mail is read"),
+            variable="MAILER_INBOUND_PARSE_SECRET" if secret else "MAILER_IMAP_URL",
+        )
+    if secret is not None:
+        if len(secret) < MIN_SECRET_LENGTH or not secret.isascii() or not secret.isalnum():
+            raise ConfigError(
+                N_("MAILER_INBOUND_PARSE_SECRET must be at least %(min)d letters and digits"),
+                min=MIN_SECRET_LENGTH,
+            )
+        user, colon, password = (auth or "").partition(":")
+        if not user or not colon or len(password) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                N_(
+                    "MAILER_INBOUND_PARSE_AUTH must be user:password, with a password of at least "
+                    "%(min)d characters (SendGrid sends it as basic auth)"
+                ),
+                min=MIN_SECRET_LENGTH,
+            )
+    if imap_url is not None:
+        _check_url("MAILER_IMAP_URL", imap_url, ("imaps", "imap"))
+        if not urlsplit(imap_url).username:
+            raise ConfigError(N_("MAILER_IMAP_URL has no user name (imaps://user:password@host/INBOX)"))
+    return {
+        "inbound_address": address,
+        "inbound_parse_secret": secret,
+        "inbound_parse_auth": auth,
+        "imap_url": imap_url,
+        "inbound_max_bytes": _int_var(
+            env, "MAILER_INBOUND_MAX_BYTES", 10 * 1024 * 1024, minimum=64 * 1024, maximum=30 * 1024 * 1024
+        ),
+        "retain_inbound_days": _int_var(env, "MAILER_RETAIN_INBOUND_DAYS", 30, minimum=1),
+        "retain_reply_days": _int_var(env, "MAILER_RETAIN_REPLY_DAYS", 365, minimum=1),
+    }
 
 
 def _data_key(value: str | None, file_name: str | None, here: Path) -> str | None:

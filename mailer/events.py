@@ -313,28 +313,36 @@ def read_unsubscribe_token(db: Database, signer: TokenSigner, token: str) -> Uns
 def unsubscribe(db: Database, link: UnsubscribeLink, source: str, now: dt.datetime) -> None:
     """Stop every later mailout to this supporter (idempotent), and note it against the message."""
     with db.session() as session:
-        # By blind index: the unsubscribe page may run where only the public key is.
-        index = session.scalar(select(Supporter.email_index).where(Supporter.id == link.supporter_id))
-        if index is None:
-            return
-        session.execute(update(Supporter).where(Supporter.id == link.supporter_id).values(subscribed=False))
-        repo.add_suppression(session, index, "supporter", "unsubscribe", source)
-        if link.message_id and session.scalar(select(Message.id).where(Message.id == link.message_id)):
-            repo.add_events(
-                session,
-                [
-                    {
-                        "provider": "mailer",
-                        "dedupe_key": f"unsubscribe:{link.message_id}",
-                        "message_id": link.message_id,
-                        "event_type": "unsubscribed",
-                        "occurred_at": now,
-                        "received_at": now,
-                        "applied_at": now,  # its effect is the suppression above, in this transaction
-                        "payload": {"source": source},
-                    }
-                ],
-            )
+        unsubscribe_supporter(session, link.supporter_id, link.message_id, source, now)
+
+
+def unsubscribe_supporter(
+    session: Session, supporter_id: int, message_id: int | None, source: str, now: dt.datetime
+) -> int:
+    """:func:`unsubscribe` in a transaction of the caller's; 1 when the suppression is new."""
+    # By blind index: the unsubscribe page may run where only the public key is.
+    index = session.scalar(select(Supporter.email_index).where(Supporter.id == supporter_id))
+    if index is None:
+        return 0
+    session.execute(update(Supporter).where(Supporter.id == supporter_id).values(subscribed=False))
+    added = repo.add_suppression(session, index, "supporter", "unsubscribe", source)
+    if message_id and session.scalar(select(Message.id).where(Message.id == message_id)):
+        repo.add_events(
+            session,
+            [
+                {
+                    "provider": "mailer",
+                    "dedupe_key": f"unsubscribe:{message_id}",
+                    "message_id": message_id,
+                    "event_type": "unsubscribed",
+                    "occurred_at": now,
+                    "received_at": now,
+                    "applied_at": now,  # its effect is the suppression above, in this transaction
+                    "payload": {"source": source},
+                }
+            ],
+        )
+    return added
 
 
 # Suppressions for coordinators

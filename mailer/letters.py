@@ -28,15 +28,14 @@ from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import FieldProblem, check_address, check_line, check_text
 from mailer.governorates import find_governorate, governorate_name
 from mailer.locales import LOCALE_CODES, get_locale, language_name
-from mailer.rendering import PreparedEmail
-from mailer.sending import ComposeContext, Composed, Parcel, ledger_message_id, utc_now
+from mailer.sending import ComposeContext, Composed, single_parcel, utc_now
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign, Letter, Target
 from mailer.store.repository import Claimed
 from mailer.tasking import LETTERS_QUEUE, TaskBackend
 from mailer.tokens import InvalidToken, TokenSigner
-from mailer.transports import BulkEmail, Mailbox, Recipient
+from mailer.transports import Mailbox
 from mailer.vault import UnreadableError, new_record_key, open_record, seal_record
 
 Clock = Callable[[], dt.datetime]
@@ -471,41 +470,10 @@ def _signature(letter: Letter, secrets: LetterSecrets, code: str) -> list[str]:
     return [line for line in (initials(secrets.name), place) if line]
 
 
-def _official(target: Target, code: str) -> str:
+def official_line(target: Target, code: str) -> str:
+    """ "Title, Institution" of an official in a language, with that script's comma."""
     comma = "، " if get_locale(code).script == "Arab" else ", "  # Arabic script has its own comma
     return f"{target.title[code]}{comma}{target.institution[code]}"
-
-
-def _single(
-    message: Claimed,
-    email: PreparedEmail,
-    context: ComposeContext,
-    to: Mailbox,
-    sender: Mailbox,
-    reply_to: Mailbox | None = None,
-    kind: str = "letter",
-) -> Parcel:
-    domain = context.sender.from_email.rpartition("@")[2]
-    recipient = Recipient(
-        ledger_id=message.id,
-        address=to,
-        values={},
-        message_id=ledger_message_id(message, domain),
-    )
-    bulk = BulkEmail(
-        kind=kind,
-        locale=email.locale.code,
-        rtl=email.locale.is_rtl,
-        sender=sender,
-        subject=email.subject,
-        text=email.text,
-        html=email.html,
-        date=context.now,
-        recipients=[recipient],
-        categories=(kind,),
-        reply_to=reply_to,  # built from its parts, never a string parsed again
-    )
-    return Parcel([message.id], None, bulk)
 
 
 def compose_letters(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
@@ -549,13 +517,16 @@ def compose_letters(session: Session, messages: list[Claimed], context: ComposeC
         }
         # Never the supporter's own address in From: their domain's DMARC policy would reject the letter.
         sender = Mailbox(display_name=via, addr_spec=context.sender.from_email)
-        reply_to = (
-            Mailbox(display_name=secrets.name, addr_spec=secrets.email)
-            if letter.share == "name_email"
-            else None
-        )
+        if letter.share == "name_email":
+            reply_to: Mailbox | None = Mailbox(display_name=secrets.name, addr_spec=secrets.email)
+        elif context.tags is not None:
+            # The writer's address stays theirs: an answer comes to us, signed for this letter and this
+            # official, and the writer is told (mailer.inbound).
+            reply_to = Mailbox(display_name=title, addr_spec=context.tags.address("r", message.id))
+        else:
+            reply_to = None
         to = Mailbox(display_name=target.name[code], addr_spec=target.email)
-        composed.parcels.append(_single(message, email, context, to, sender, reply_to))
+        composed.parcels.append(single_parcel(message, email, context, to, sender, reply_to))
     return composed
 
 
@@ -591,7 +562,7 @@ def _compose_to_supporters(
         values = values_for(session, letter, secrets, context)
         email = context.renderer.render_email(kind, values, letter.locale)
         to = Mailbox(display_name=secrets.name if named else "", addr_spec=secrets.email)
-        composed.parcels.append(_single(message, email, context, to, sender, kind=kind))
+        composed.parcels.append(single_parcel(message, email, context, to, sender, kind=kind))
     return composed
 
 
@@ -610,7 +581,9 @@ def _letter_groups(session: Session, letter: Letter, secrets: LetterSecrets) -> 
                 "subject": text.subject,
                 "body_html": text.html,
                 "body_text": text.text,
-                "officials": [_official(t, letter.locale) for t in targets if t.letter_locale == target_code],
+                "officials": [
+                    official_line(t, letter.locale) for t in targets if t.letter_locale == target_code
+                ],
             }
         )
     return groups
@@ -644,7 +617,7 @@ def _copy_values(
     return {
         "name": secrets.name,
         **_note_context(secrets, letter.locale),
-        "officials": [_official(t, letter.locale) for t in targets],
+        "officials": [official_line(t, letter.locale) for t in targets],
         "letter_locale": get_locale(letter.locale),
         "letter_subject": text.subject,
         "body_html": text.html,

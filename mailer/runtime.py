@@ -10,14 +10,14 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
-from mailer import events, letters, mailouts, privacy, sending
+from mailer import events, inbound, letters, mailouts, privacy, sending
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.rendering import Renderer
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.tasking import TaskBackend, load_backend
-from mailer.tokens import TokenSigner
+from mailer.tokens import AddressTags, TokenSigner
 from mailer.transports import Transport
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport
@@ -53,6 +53,12 @@ class Runtime:
     @cached_property
     def signer(self) -> TokenSigner:
         return TokenSigner(self.settings.require_secret_keys())
+
+    @cached_property
+    def tags(self) -> AddressTags | None:
+        """Signed tags in the inbound address; None when no inbound address is read."""
+        address = self.settings.inbound_address
+        return AddressTags(self.settings.require_secret_keys(), address) if address else None
 
     @cached_property
     def backend(self) -> TaskBackend:
@@ -94,12 +100,12 @@ class Runtime:
     @property
     def composers(self) -> dict[str, sending.Composer]:
         """How each kind of ledger row becomes an email."""
-        return {"alert": sending.compose_alerts, **letters.COMPOSERS}
+        return {"alert": sending.compose_alerts, **letters.COMPOSERS, **inbound.COMPOSERS}
 
     @property
     def compose_context(self) -> sending.ComposeContext:
         return sending.ComposeContext(
-            self.renderer, self.signer, self.sender, sending.utc_now(), self.transport.chunk_size
+            self.renderer, self.signer, self.sender, sending.utc_now(), self.transport.chunk_size, self.tags
         )
 
     @property
@@ -119,8 +125,9 @@ class Runtime:
         )
 
     def sweep(self) -> mailouts.SweepReport:
-        """The periodic pass, with this installation's timing: mailouts, then the paced letters, then the
-        provider events whose apply task was lost (bounces and complaints must become suppressions)."""
+        """The periodic pass, with this installation's timing: mailouts; the provider events whose apply task
+        was lost (bounces and complaints must become suppressions); the inbound mail (the mailbox read,
+        then every message stored by any door); the follow-ups due; then the letters queue, paced."""
         failures: list[Exception] = []
 
         def step(work: Callable[[], object]) -> None:
@@ -143,17 +150,40 @@ class Runtime:
                 mailouts.sweep(self.db, self.backend, batch_size=self.settings.batch_size, timing=self.timing)
             )
         )
+        step(lambda: events.apply_unapplied_events(self.db, self.clock()))
+        if self.settings.imap_url:
+            step(self.read_mailbox)
+        step(self.process_inbound)
+        step(lambda: inbound.queue_follow_ups(self.db, self.clock()))
         step(
             lambda: letters.dispatch_letters(
                 self.db, self.backend, self.clock, redispatch_after=self.timing.redispatch_after
             )
         )
-        step(lambda: events.apply_unapplied_events(self.db, self.clock()))
         step(self._forget_expired_throttles)
         step(self._purge_when_due)
         if failures:
             raise failures[0]
         return reports[0]
+
+    def receive_inbound(self, raw: bytes, door: str, recipients: Sequence[str] = ()) -> int | None:
+        """Store one message that came to the inbound address (it is read at the next sweep)."""
+        return inbound.receive(self.db, raw, door, self.clock(), self.settings.inbound_max_bytes, recipients)
+
+    def read_mailbox(self) -> int:
+        """Move what waits in the IMAP mailbox into the store; how many new messages."""
+        from mailer.mailbox import read_mailbox
+
+        url = self.settings.imap_url
+        if url is None:
+            return 0
+        return read_mailbox(
+            url, lambda raw: self.receive_inbound(raw, "imap"), self.settings.inbound_max_bytes
+        )
+
+    def process_inbound(self) -> inbound.Processed:
+        """Read what arrived: suppressions, matched replies and the notices to their writers."""
+        return inbound.process_inbound(self.db, inbound.InboundContext(self.tags, self.signer), self.clock())
 
     def _purge_when_due(self) -> None:
         """Retention, enforced: at most once an hour (it scans whole tables), and at the first sweep."""

@@ -34,7 +34,7 @@ from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Campaign
 from mailer.store.repository import AlertRecipient, Claimed
-from mailer.tokens import TokenSigner
+from mailer.tokens import AddressTags, TokenSigner
 from mailer.transports import BulkEmail, Delivery, Mailbox, Recipient, Transport, TransportHalted
 from mailer.transports.base import ascii_addr_spec
 
@@ -87,6 +87,9 @@ class ComposeContext:
     sender: SenderIdentity
     now: dt.datetime
     chunk_size: int
+    # Signed tags in the inbound address, when one is configured: replies, bounces and emailed
+    # unsubscribes then come back to it (mailer.inbound); without one, nothing advertises an address.
+    tags: AddressTags | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def compose_alerts(session: Session, messages: list[Claimed], context: ComposeCo
             context.now.date(),
             privacy_url=context.sender.privacy_url(code),
         )
-        links = _AlertLinks(context.signer, context.sender, campaign.slug, code)
+        links = _AlertLinks(context.signer, context.sender, campaign.slug, code, context.tags)
         recipients = []
         for message in rows:
             try:
@@ -399,8 +402,46 @@ class LedgerRow(Protocol):
 def ledger_message_id(message: LedgerRow, domain: str) -> str:
     """The Message-ID of a ledger row, the same every time it is composed: should a person ever send an
     'unknown' row again, mail clients see one message, not two (RFC 5322 3.6.4)."""
-    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:16]
-    return f"<{message.kind}.{message.id}.{digest}@{domain}>"
+    return f"<{message.kind}.{message.id}.{message_id_digest(message.idempotency_key)}@{domain}>"
+
+
+def message_id_digest(idempotency_key: str) -> str:
+    """The part of a ledger row's Message-ID that a bounce report must quote back to be believed."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+
+
+def single_parcel(
+    message: Claimed,
+    email: PreparedEmail,
+    context: ComposeContext,
+    to: Mailbox,
+    sender: Mailbox,
+    reply_to: Mailbox | None = None,
+    kind: str = "letter",
+) -> Parcel:
+    """One email to one person (a letter, a confirmation, a notice), as a parcel of its ledger row."""
+    domain = context.sender.from_email.rpartition("@")[2]
+    recipient = Recipient(
+        ledger_id=message.id,
+        address=to,
+        values={},
+        message_id=ledger_message_id(message, domain),
+        bounce_address=context.tags.address("b", message.id) if context.tags else None,
+    )
+    bulk = BulkEmail(
+        kind=kind,
+        locale=email.locale.code,
+        rtl=email.locale.is_rtl,
+        sender=sender,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        date=context.now,
+        recipients=[recipient],
+        categories=(kind,),
+        reply_to=reply_to,  # built from its parts, never a string parsed again
+    )
+    return Parcel([message.id], None, bulk)
 
 
 def _runs(messages: list[Claimed]) -> list[tuple[tuple[int, str], list[Claimed]]]:
@@ -416,19 +457,31 @@ class _AlertLinks:
     """A recipient's values and headers for the alerts of one campaign in one locale: what is the same for
     every recipient is worked out once."""
 
-    def __init__(self, signer: TokenSigner, sender: SenderIdentity, slug: str, code: str) -> None:
+    def __init__(
+        self, signer: TokenSigner, sender: SenderIdentity, slug: str, code: str, tags: AddressTags | None
+    ) -> None:
         self.signer = signer
         self.code = code
         self.base_url = sender.base_url
         self.domain = sender.from_email.rpartition("@")[2]
-        self.mailto = f"mailto:{sender.from_email}?subject="
+        self.tags = tags
         # No token: a forwarded alert must not let anyone act in this supporter's name.
         self.action_url = f"{sender.base_url}/{code}/{slug}"
 
     def recipient(self, message: Claimed, supporter: AlertRecipient) -> Recipient:
         token = self.signer.sign("unsubscribe", {"s": supporter.id, "m": message.id})
         unsubscribe_url = f"{self.base_url}/u/{token}"
-        mailto = self.mailto + "unsubscribe%20" + token  # a token is URL-safe as it is
+        # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders; by email too when
+        # an inbound address is read (an address nobody reads would lose those requests).
+        headers = {
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        bounce_address = None
+        if self.tags is not None:
+            mailto = self.tags.address("u", message.id)
+            headers["List-Unsubscribe"] += f", <mailto:{mailto}?subject=unsubscribe>"
+            bounce_address = self.tags.address("b", message.id)
         name = supporter.name
         governorate = supporter.governorate
         return Recipient(
@@ -444,11 +497,8 @@ class _AlertLinks:
                 "unsubscribe_url": unsubscribe_url,
             },
             message_id=ledger_message_id(message, self.domain),
-            # RFC 8058 one-click unsubscribe, which Gmail and Yahoo require of bulk senders.
-            headers={
-                "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            headers=headers,
+            bounce_address=bounce_address,
         )
 
 

@@ -17,11 +17,12 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-Purpose = Literal["unsubscribe", "confirm"]
+Purpose = Literal["unsubscribe", "confirm", "reply", "follow_up"]
 #: Payloads shorter than this never compress (zlib adds six bytes and saves none on a few ids).
 _SMALL_PAYLOAD = 64
 
@@ -92,3 +93,74 @@ class TokenSigner:
         if not isinstance(payload, dict):
             raise InvalidToken("unexpected payload")
         return payload
+
+
+#: What a tag in our inbound address stands for: the ledger row it was sent with names the person.
+ADDRESS_TAGS = {"u": "unsubscribe", "r": "reply", "b": "bounce"}
+_TAG_MAC_BYTES = 10  # 80 bits: a forger must guess; nobody can try more than the mail they can send
+
+
+@dataclass(frozen=True)
+class AddressTag:
+    """A verified tag: what the mail to it does, and the ledger row it came with."""
+
+    kind: str
+    message_id: int
+
+
+class AddressTags:
+    """Signed tags in the local part of the inbound address (``reply+u3f-k7q...@in.example.org``).
+
+    Tokens of :class:`TokenSigner` are too long for a local part (RFC 5321 allows 64 octets) and case
+    sensitive, which mail servers need not respect; these are lower case, short, and never expire: a reply
+    may come months after the letter. Every configured key verifies, the newest signs.
+    """
+
+    def __init__(self, keys: tuple[str, ...], inbound_address: str) -> None:
+        if not keys:
+            raise ValueError("at least one key is needed")
+        self.local, _, self.domain = inbound_address.lower().rpartition("@")
+        self._macs = [
+            hmac.new(hashlib.sha256(b"solidarity-mailer.address-tag" + k.encode()).digest(), b"", "sha256")
+            for k in keys
+        ]
+
+    def _mac(self, which: Any, body: str) -> str:
+        mac = which.copy()
+        mac.update(body.encode("ascii"))
+        return base64.b32encode(mac.digest()[:_TAG_MAC_BYTES]).decode("ascii").lower()
+
+    def address(self, kind: str, message_id: int) -> str:
+        """The address mail about ledger row ``message_id`` comes back to, for ``kind``."""
+        if kind not in ADDRESS_TAGS:
+            raise ValueError(f"unknown tag kind {kind!r}")
+        body = kind + _base36(message_id)
+        return f"{self.local}+{body}-{self._mac(self._macs[0], body)}@{self.domain}"
+
+    def read(self, address: str) -> AddressTag | None:
+        """The tag of one of our tagged addresses; None for any other address; :class:`InvalidToken` for
+        ours with a tag we did not sign (forged, or mangled on the way)."""
+        local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+        base, plus, tag = local.partition("+")
+        if domain != self.domain or base != self.local or not plus:
+            return None
+        body, _, mac = tag.partition("-")
+        if len(body) < 2 or body[0] not in ADDRESS_TAGS or len(body) > 14:
+            raise InvalidToken("not a tag of ours")
+        if not any(hmac.compare_digest(self._mac(m, body), mac) for m in self._macs):
+            raise InvalidToken("bad signature")
+        try:
+            return AddressTag(ADDRESS_TAGS[body[0]], int(body[1:], 36))
+        except ValueError as err:
+            raise InvalidToken("not a tag of ours") from err
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    if number <= 0:
+        raise ValueError("ledger ids are positive")
+    out = ""
+    while number:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -368,6 +369,74 @@ class Event(Base):
     # Loaded only when read: applying events never reads it, so the webhook works on the public key alone.
     payload: Mapped[dict[str, Any]] = mapped_column(PrivateJSON("event.payload"), deferred=True)
     scrubbed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class PrivateBytes(TypeDecorator[bytes]):
+    """Personal bytes (a message as it arrived), stored encrypted like :class:`Private`."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return vault_of(dialect).encrypt(base64.b64encode(value).decode("ascii"), self.label)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else base64.b64decode(vault_of(dialect).decrypt(value, self.label))
+
+
+class InboundMessage(Base):
+    """A message that came to the inbound address (a reply, a bounce, an emailed unsubscribe), stored once
+    whichever door it came through, and what it was found to be."""
+
+    __tablename__ = "inbound_message"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # "sendgrid" (Inbound Parse), "imap" or "pipe" (``mailer inbound receive``).
+    door: Mapped[str] = mapped_column(String(20))
+    # A blind index of its Message-ID (or of its content when it has none): the same message through
+    # both doors, or posted twice, is one row.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    size: Mapped[int] = mapped_column(Integer)
+    # The message as it arrived, encrypted; deleted after the retention period (``purged_at``). Loaded
+    # only when read: the web door writes it with the public key alone.
+    raw: Mapped[bytes | None] = mapped_column(PrivateBytes("inbound_message.raw"), deferred=True)
+    # Set in the transaction of its effects (suppression, reply notice): each message acts once.
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # reply, auto_reply, bounce, unsubscribe, forged (a tag we did not sign), unmatched.
+    kind: Mapped[str | None] = mapped_column(String(20))
+    # The ledger row it answers (the letter to an official, the alert, ...), when a signed tag says so.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letter.id"), index=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("target.id"), index=True)
+    # What reports need, nothing personal ({"permanent": 1} for a bounce...).
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # An official's reply as the supporter reads it (sender, subject, text), under a key of its own that
+    # the supporter's link carries (as a letter's is): the public pages read this reply and no other.
+    private: Mapped[str | None] = mapped_column(Text, deferred=True)
+    key: Mapped[str | None] = mapped_column(Private("inbound_message.key"), deferred=True)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class LetterAnswer(Base):
+    """What a supporter said when asked whether an official answered their letter: one answer per
+    (letter, official), changed in place when they answer again, so that it counts once."""
+
+    __tablename__ = "letter_answer"
+    __table_args__ = (UniqueConstraint("letter_id", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
+    # "yes", "no" or "not_yet".
+    answer: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class Suppression(Base):

@@ -42,7 +42,9 @@ from mailer.store.models import (
     CampaignContent,
     CampaignImage,
     Event,
+    InboundMessage,
     Letter,
+    LetterAnswer,
     Mailout,
     MailoutContent,
     Message,
@@ -1001,6 +1003,10 @@ def active_targets(session: Session, slugs: Sequence[str]) -> list[Target]:
     return [found[slug] for slug in slugs if slug in found and found[slug].status == "active"]
 
 
+#: Emails to a letter's writer (about their own letter): they go at once, never paced like letters.
+TO_WRITERS = ("confirm", "copy", "reply_notice", "follow_up")
+
+
 def mark_letters_dispatched(
     session: Session, now: dt.datetime, redispatch_before: dt.datetime, per_target_cap: dict[int, int] | None
 ) -> list[int]:
@@ -1012,7 +1018,7 @@ def mark_letters_dispatched(
         (Message.not_before.is_(None)) | (Message.not_before <= now),
         (Message.dispatched_at.is_(None)) | (Message.dispatched_at < redispatch_before),
     )
-    ids = list(session.scalars(select(Message.id).where(*due, Message.kind.in_(("confirm", "copy")))))
+    ids = list(session.scalars(select(Message.id).where(*due, Message.kind.in_(TO_WRITERS))))
     if per_target_cap is not None:
         waiting = session.execute(
             select(Message.id, Message.target_id).where(*due, Message.kind == "letter").order_by(Message.id)
@@ -1303,3 +1309,220 @@ def throttle_hit(session: Session, key: str, expires_at: dt.datetime, now: dt.da
 def delete_expired_throttles(session: Session, now: dt.datetime) -> int:
     """Delete the counters whose window or lifetime has ended; how many were deleted (for the sweep)."""
     return _changed(session, delete(Throttle).where(Throttle.expires_at <= now))
+
+
+# Inbound mail
+
+
+def add_inbound(session: Session, row: dict[str, Any]) -> int | None:
+    """Store a message unless one with its dedupe key is there; its id, or None when it was known."""
+    statement = _insert(session)(InboundMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return session.execute(statement.returning(InboundMessage.id), [row]).scalar()
+
+
+def unprocessed_inbound_ids(session: Session, after_id: int, limit: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(InboundMessage.id)
+            .where(InboundMessage.processed_at.is_(None), InboundMessage.id > after_id)
+            .order_by(InboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_inbound(session: Session, inbound_id: int, now: dt.datetime) -> bool:
+    """True for the one caller that reads this message (a racing sweep waits for its row, then skips)."""
+    return bool(
+        _changed(
+            session,
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
+            .values(processed_at=now),
+        )
+    )
+
+
+def record_inbound(session: Session, inbound_id: int, **values: Any) -> None:
+    session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(**values))
+
+
+def ledger_row(session: Session, message_id: int) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def recipient_index(session: Session, message: Message) -> str | None:
+    """The blind index of the address a ledger row was sent to (an official's or a supporter's)."""
+    if message.kind == "letter" and message.target_id:
+        email = session.scalar(select(Target.email).where(Target.id == message.target_id))
+        return vault(session).address_index(email) if email else None
+    return session.scalar(select(Supporter.email_index).where(Supporter.id == (message.supporter_id or 0)))
+
+
+def reply_notices_for_letter(session: Session, letter_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(Message.letter_id == letter_id, Message.kind == "reply_notice")
+        )
+        or 0
+    )
+
+
+def get_target_by_id(session: Session, target_id: int) -> Target | None:
+    return session.get(Target, target_id)
+
+
+def inbound_for_notice(session: Session, idempotency_key: str) -> InboundMessage | None:
+    """The reply a notice row tells of (its key is ``reply:<inbound id>``)."""
+    kind, _, number = idempotency_key.partition(":")
+    if kind != "reply" or not number.isdigit():
+        return None
+    return session.get(InboundMessage, int(number))
+
+
+def letters_due_follow_up(
+    session: Session, campaign_id: int, confirmed_before: dt.datetime
+) -> list[tuple[int, int, str]]:
+    """(letter, writer, locale) of a campaign's letters confirmed before a time, whose writer we still
+    know, and that have no follow-up yet."""
+    asked = select(Message.id).where(Message.kind == "follow_up", Message.letter_id == Letter.id)
+    rows = session.execute(
+        select(Letter.id, Letter.supporter_id, Letter.locale)
+        .where(
+            Letter.campaign_id == campaign_id,
+            Letter.status == "confirmed",
+            Letter.confirmed_at <= confirmed_before,
+            Letter.supporter_id.is_not(None),
+            ~asked.exists(),
+        )
+        .order_by(Letter.id)
+    )
+    return [(letter_id, supporter_id or 0, locale) for letter_id, supporter_id, locale in rows]
+
+
+def letter_recipients(session: Session, letter_id: int) -> list[Target]:
+    """The officials a letter was handed over to, in the order it went to them."""
+    return list(
+        session.scalars(
+            select(Target)
+            .join(Message, Message.target_id == Target.id)
+            .where(Message.letter_id == letter_id, Message.kind == "letter", Message.status == "sent")
+            .order_by(Message.id)
+        )
+    )
+
+
+def answered_targets(session: Session, letter_id: int) -> set[int]:
+    """Officials whose answer to a letter is known: a reply matched to it, or the writer said yes."""
+    replied = session.scalars(
+        select(InboundMessage.target_id).where(
+            InboundMessage.letter_id == letter_id, InboundMessage.kind == "reply"
+        )
+    )
+    said = session.scalars(
+        select(LetterAnswer.target_id).where(
+            LetterAnswer.letter_id == letter_id, LetterAnswer.answer == "yes"
+        )
+    )
+    return {t for t in [*replied, *said] if t is not None}
+
+
+def letter_answers(session: Session, letter_id: int) -> dict[int, str]:
+    rows = session.execute(
+        select(LetterAnswer.target_id, LetterAnswer.answer).where(LetterAnswer.letter_id == letter_id)
+    )
+    return {target_id: answer for target_id, answer in rows}
+
+
+def set_letter_answers(
+    session: Session, letter_id: int, answers: Mapping[int, str], now: dt.datetime
+) -> None:
+    """One answer per (letter, official): a new one replaces the old, so that it is counted once."""
+    if not answers:
+        return
+    statement = _insert(session)(LetterAnswer)
+    statement = statement.on_conflict_do_update(
+        index_elements=["letter_id", "target_id"],
+        set_={"answer": statement.excluded.answer, "answered_at": statement.excluded.answered_at},
+    )
+    session.execute(
+        statement,
+        [
+            {"letter_id": letter_id, "target_id": target_id, "answer": answer, "answered_at": now}
+            for target_id, answer in answers.items()
+        ],
+    )
+
+
+def responses_per_target(session: Session, campaign_id: int) -> dict[str, dict[str, int]]:
+    """Per official (slug) of a campaign: letters handed over, letters with a matched reply or an
+    automatic answer, the writers' answers, and letters known to be answered (reply or "yes", once)."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def row(slug: str) -> dict[str, int]:
+        return counts.setdefault(
+            slug,
+            {"letters": 0, "replies": 0, "auto_replies": 0, "yes": 0, "no": 0, "not_yet": 0, "answered": 0},
+        )
+
+    of_campaign = Letter.campaign_id == campaign_id
+    sent = session.execute(
+        select(Target.slug, func.count())
+        .join(Message, Message.target_id == Target.id)
+        .join(Letter, Message.letter_id == Letter.id)
+        .where(of_campaign, Message.kind == "letter", Message.status == "sent")
+        .group_by(Target.slug)
+    )
+    for slug, number in sent:
+        row(slug)["letters"] = number
+    for kind, column in (("reply", "replies"), ("auto_reply", "auto_replies")):
+        matched = session.execute(
+            select(Target.slug, func.count(InboundMessage.letter_id.distinct()))
+            .join(InboundMessage, InboundMessage.target_id == Target.id)
+            .join(Letter, InboundMessage.letter_id == Letter.id)
+            .where(of_campaign, InboundMessage.kind == kind)
+            .group_by(Target.slug)
+        )
+        for slug, number in matched:
+            row(slug)[column] = number
+    answers = session.execute(
+        select(Target.slug, LetterAnswer.answer, func.count())
+        .join(LetterAnswer, LetterAnswer.target_id == Target.id)
+        .join(Letter, LetterAnswer.letter_id == Letter.id)
+        .where(of_campaign)
+        .group_by(Target.slug, LetterAnswer.answer)
+    )
+    for slug, answer, number in answers:
+        row(slug)[answer] = number
+    replied = (
+        select(InboundMessage.letter_id.label("letter_id"), InboundMessage.target_id.label("target_id"))
+        .where(InboundMessage.kind == "reply")
+        .union(select(LetterAnswer.letter_id, LetterAnswer.target_id).where(LetterAnswer.answer == "yes"))
+        .subquery()
+    )
+    answered = session.execute(
+        select(Target.slug, func.count())
+        .select_from(replied)
+        .join(Target, Target.id == replied.c.target_id)
+        .join(Letter, Letter.id == replied.c.letter_id)
+        .where(of_campaign)
+        .group_by(Target.slug)
+    )
+    for slug, number in answered:
+        row(slug)["answered"] = number
+    return counts
+
+
+def inbound_of_campaign(
+    session: Session, campaign_id: int, limit: int
+) -> list[tuple[InboundMessage, str | None]]:
+    """The latest replies and automatic answers to a campaign's letters, with the official's slug."""
+    rows = session.execute(
+        select(InboundMessage, Target.slug)
+        .join(Letter, InboundMessage.letter_id == Letter.id)
+        .outerjoin(Target, InboundMessage.target_id == Target.id)
+        .where(Letter.campaign_id == campaign_id, InboundMessage.kind.in_(("reply", "auto_reply")))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(limit)
+    )
+    return [(inbound, slug) for inbound, slug in rows]

@@ -106,7 +106,10 @@ class SmtpTransport:
             return Delivery(email.ledger_id, "transient", error=f"SMTP connection: {err}")
         try:
             message = email.to_mime()
-            envelope = (ascii_addr_spec(email.sender.addr_spec), ascii_addr_spec(email.recipient.addr_spec))
+            envelope = (
+                ascii_addr_spec(email.bounce_address or email.sender.addr_spec),
+                ascii_addr_spec(email.recipient.addr_spec),
+            )
         except UnsafeHeader as err:
             return Delivery(email.ledger_id, "permanent", error=f"cannot be written as an email: {err}")
         try:

@@ -56,6 +56,9 @@ def create_app(runtime: Runtime) -> Flask:
         # far as can be told before the form is read) may send more.
         if request.path == "/webhooks/sendgrid":
             request.max_content_length = None
+        elif request.path.startswith(hooks.INBOUND_PREFIX):  # a whole message, in a multipart form
+            request.max_content_length = hooks.inbound_body_cap(runtime.settings.inbound_max_bytes)
+            request.max_form_memory_size = request.max_content_length
         elif request.path in admin.UPLOAD_PATHS and request.cookies.get(admin.COOKIE):
             request.max_content_length = admin.UPLOAD_MAX_BYTES
         else:

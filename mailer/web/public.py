@@ -25,11 +25,11 @@ from limits import parse
 from markupsafe import Markup
 from wtforms import ValidationError
 
-from mailer import campaigns, events, letters, privacy, sharing
+from mailer import campaigns, events, inbound, letters, privacy, sharing
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import mailbox_key
 from mailer.governorates import GOVERNORATES, find_governorate, governorate_name
-from mailer.i18n import format_list, translations
+from mailer.i18n import format_date, format_list, translations
 from mailer.locales import REGISTRY, get_locale
 from mailer.tasking import BULK_QUEUE, QueueUnavailable, TaskBackend
 from mailer.web.base import web
@@ -52,7 +52,15 @@ LIMITS = {
 }
 #: Pages whose address carries a token: never kept by a browser's or a proxy's cache.
 TOKEN_ENDPOINTS = frozenset(
-    {"public.confirm_page", "public.confirm_submit", "public.unsubscribe_page", "public.unsubscribe_submit"}
+    {
+        "public.confirm_page",
+        "public.confirm_submit",
+        "public.unsubscribe_page",
+        "public.unsubscribe_submit",
+        "public.reply_page",
+        "public.answer_page",
+        "public.answer_submit",
+    }
 )
 
 bp = Blueprint("public", __name__)
@@ -414,3 +422,39 @@ def unsubscribe_submit(token: str) -> Any:
     if one_click:
         return Response("", status=200)
     return web().render("web/unsubscribed.html", erased=erase)
+
+
+@bp.get("/replies/<token>")
+def reply_page(token: str) -> Any:
+    """An official's answer to a supporter's letter, for the supporter who holds the link."""
+    rt = web().runtime
+    page = inbound.read_reply(rt.db, rt.signer, token)
+    if page is None:
+        return message("reply_gone", 404)
+    g.locale = get_locale(page.locale)
+    written = dt.datetime.fromisoformat(page.reply.date).astimezone(letters.BAGHDAD).date()
+    return web().render("web/reply.html", page=page, when=format_date(written, g.locale.code))
+
+
+@bp.get("/answers/<token>")
+def answer_page(token: str) -> Any:
+    # A GET never records (mail scanners follow the email's buttons): the choice is shown, the button posts.
+    rt = web().runtime
+    page = inbound.answer_page(rt.db, rt.signer, token)
+    if page is None:
+        return message("bad_link", 400)
+    g.locale = get_locale(page.locale)
+    chosen = {request.args.get("t", ""): request.args.get("a", "")}
+    return web().render("web/answer.html", token=token, page=page, chosen=chosen, answers=inbound.ANSWERS)
+
+
+@bp.post("/answers/<token>")
+def answer_submit(token: str) -> Any:
+    rt = web().runtime
+    page = inbound.answer_page(rt.db, rt.signer, token)
+    if page is None:
+        return message("bad_link", 400)
+    g.locale = get_locale(page.locale)
+    given = {o["slug"]: request.form.get("answer-" + o["slug"], "") for o in page.officials}
+    inbound.record_answers(rt.db, rt.signer, token, given, rt.clock())
+    return message("answered")

@@ -1,0 +1,387 @@
+"""Mail that comes back: replies from officials, bounce reports, automatic answers and emailed unsubscribes,
+read from real messages (a Postfix DSN, a Gmail vacation reply, an Outlook reply in Arabic, Gmail's
+unsubscribe), stored once and acted on once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import cast
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import campaigns, inbound, letters
+from mailer.config import Settings
+from mailer.mailouts import launch_mailout
+from mailer.resources import demo_dir
+from mailer.runtime import Runtime
+from mailer.store import Database
+from mailer.store.models import InboundMessage, LetterAnswer, Message, Supporter, Suppression, Target
+from mailer.supporters import import_supporters
+from mailer.targets import import_targets
+from mailer.tokens import AddressTags
+from tests.factories import prefilled_letter, supporters_csv
+
+SLUG = "protect-hrds-iraq"
+MORNING = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)  # 10:00 in Baghdad
+INBOUND = "reply@in.example.org"
+MAIL = Path(__file__).parent / "inbound"
+
+
+@pytest.fixture
+def inbound_env(env: dict[str, str]) -> dict[str, str]:
+    return env | {"MAILER_INBOUND_ADDRESS": INBOUND}
+
+
+@pytest.fixture
+def rt(inbound_env: dict[str, str], tmp_path: Path, db: Database) -> Iterator[Runtime]:
+    runtime = Runtime(Settings.from_env(inbound_env, cwd=tmp_path))
+    runtime.__dict__["db"] = db
+    runtime.clock = lambda: MORNING
+    campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
+    import_targets(db, demo_dir() / "officials.yaml")
+    yield runtime
+
+
+def outbox(rt: Runtime, kind: str) -> list[EmailMessage]:
+    return [
+        cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
+        for p in sorted(rt.settings.outbox_dir.glob(f"{kind}-*.eml"))
+    ]
+
+
+def sample(name: str, **values: str) -> bytes:
+    text = (MAIL / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text.replace("\n", "\r\n").encode()
+
+
+def link_in(message: EmailMessage, path: str) -> str:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return next(word for word in text.split() if path in word).split(path, 1)[1]
+
+
+def write_and_confirm(rt: Runtime, share: str = "initials") -> EmailMessage:
+    """A Sorani supporter's letter, confirmed and sent: the first letter to an official."""
+    started = letters.start_letter(rt.db, rt.backend, prefilled_letter(rt, "ckb", share=share), clock=rt.clock)
+    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=rt.clock)
+    return outbox(rt, "letter")[0]
+
+
+def inbound_rows(db: Database) -> list[InboundMessage]:
+    with db.session() as session:
+        rows = list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+        session.expunge_all()
+    return rows
+
+
+def suppressions(db: Database) -> list[tuple[str, str]]:
+    with db.session() as session:
+        return [(s.scope, s.reason) for s in session.scalars(select(Suppression).order_by(Suppression.id))]
+
+
+# Replies to letters
+
+
+def test_an_officials_reply_reaches_the_writer_in_their_language_and_never_their_address(rt: Runtime) -> None:
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    assert reply_to.startswith("reply+r") and reply_to.endswith("@in.example.org")
+    assert "shilan@example.org" not in letter.as_string()  # the writer chose not to share it
+
+    raw = sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"])
+    assert rt.receive_inbound(raw, "pipe") is not None
+    processed = rt.process_inbound()
+    assert processed.kinds == {"reply": 1} and processed.notices == 1
+    (row,) = inbound_rows(rt.db)
+    assert row.kind == "reply" and row.letter_id is not None and row.target_id is not None
+
+    letters.dispatch_letters(rt.db, rt.backend, rt.clock)
+    (notice,) = outbox(rt, "reply_notice")
+    assert notice["To"].addresses[0].addr_spec == "shilan@example.org"
+    assert notice["Content-Language"] == "ckb"
+    assert "تسلمنا" not in notice.as_string()  # the answer itself is read behind the link, not mailed
+
+    client = rt_app(rt).test_client()
+    page = client.get("/replies/" + link_in(notice, "/replies/"))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'lang="ckb"' in html and 'dir="rtl"' in html
+    answer, quoted = html.split("Quoted text" if False else "<details", 1)
+    assert "تسلمنا رسالتكم" in answer  # the official's words
+    assert "نطالبكم بإسقاط" in quoted and "نطالبكم بإسقاط" not in answer  # our letter, quoted back
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def rt_app(rt: Runtime):  # type: ignore[no-untyped-def]
+    from mailer.web import create_app
+
+    return create_app(rt)
+
+
+def test_a_vacation_reply_is_never_taken_for_an_answer(rt: Runtime) -> None:
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    rt.receive_inbound(sample("gmail-vacation.eml", to=reply_to, message_id=letter["Message-ID"]), "pipe")
+    assert rt.process_inbound().kinds == {"auto_reply": 1}
+    letters.dispatch_letters(rt.db, rt.backend, rt.clock)
+    assert outbox(rt, "reply_notice") == []
+    responses = inbound.official_responses(rt.db, SLUG)
+    official = next(r for r in responses.values() if r.auto_replies)
+    assert official.replies == 0 and official.answered == 0
+
+
+def test_a_reply_to_a_forged_tag_reaches_nobody(rt: Runtime) -> None:
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    local, domain = reply_to.split("@")
+    forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
+    rt.receive_inbound(sample("outlook-reply-ar.eml", to=forged, message_id=letter["Message-ID"]), "pipe")
+    assert rt.process_inbound().kinds == {"forged": 1}
+    letters.dispatch_letters(rt.db, rt.backend, rt.clock)
+    assert outbox(rt, "reply_notice") == []
+
+
+def test_a_writer_who_shared_their_address_gets_replies_directly(rt: Runtime) -> None:
+    letter = write_and_confirm(rt, share="name_email")
+    assert letter["Reply-To"].addresses[0].addr_spec == "shilan@example.org"
+
+
+def test_without_an_inbound_address_no_tag_is_sent(runtime: Runtime) -> None:
+    campaigns.load_campaign(runtime.db, demo_dir() / "campaigns" / SLUG)
+    import_targets(runtime.db, demo_dir() / "officials.yaml")
+    runtime.clock = lambda: MORNING
+    letter = write_and_confirm(runtime)
+    assert letter["Reply-To"] is None
+
+
+# Bounces, unsubscribes and the store
+
+
+@pytest.fixture
+def alerts(rt: Runtime, tmp_path: Path) -> list[EmailMessage]:
+    supporters_csv(tmp_path / "people.csv", 4)
+    import_supporters(rt.db, tmp_path / "people.csv")
+    launch_mailout(rt.db, rt.backend, SLUG, {}, {}, batch_size=10)
+    return outbox(rt, "alert")
+
+
+def test_a_hard_bounce_to_the_signed_return_path_suppresses_and_a_delayed_one_only_counts(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
+    tags = rt.tags
+    assert tags is not None
+    with rt.db.session() as session:
+        rows = list(session.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id)))
+        first, second = ((m.id, m.kind, m.idempotency_key) for m in rows[:2])
+    recipients = [m["To"].addresses[0].addr_spec for m in alerts]
+
+    def message_id(row: tuple[int, str, str]) -> str:
+        return next(m["Message-ID"] for m in alerts if f".{row[0]}." in m["Message-ID"])
+
+    def recipient(row: tuple[int, str, str]) -> str:
+        return next(m["To"].addresses[0].addr_spec for m in alerts if f".{row[0]}." in m["Message-ID"])
+
+    hard = sample(
+        "postfix-dsn-hard.eml",
+        to=tags.address("b", first[0]),
+        recipient=recipient(first),
+        message_id=message_id(first),
+    )
+    soft = sample(
+        "postfix-dsn-delayed.eml",
+        to=tags.address("b", second[0]),
+        recipient=recipient(second),
+        message_id=message_id(second),
+    )
+    rt.receive_inbound(hard, "pipe")
+    rt.receive_inbound(soft, "pipe")
+    processed = rt.process_inbound()
+    assert processed.kinds == {"bounce": 2}
+    assert processed.suppressions == 1
+    assert suppressions(rt.db) == [("supporter", "hard_bounce")]
+    with rt.db.session() as session:
+        assert session.get(Message, first[0]).delivery == "bounced"  # type: ignore[union-attr]
+        assert session.get(Message, second[0]).delivery == "deferred"  # type: ignore[union-attr]
+    assert len(recipients) == 4
+
+
+def test_a_bounce_report_made_up_by_a_stranger_suppresses_nobody(rt: Runtime, alerts: list[EmailMessage]) -> None:
+    # Sent to the plain address (no signed tag), naming a message of ours but another address.
+    target = alerts[0]
+    made_up = sample(
+        "postfix-dsn-hard.eml",
+        to=INBOUND,
+        recipient="someone-else@example.net",
+        message_id=target["Message-ID"],
+    )
+    rt.receive_inbound(made_up, "pipe")
+    assert rt.process_inbound().kinds == {"bounce": 1}
+    assert suppressions(rt.db) == []
+
+
+def test_a_bounce_quoting_our_message_to_the_address_that_failed_is_believed(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
+    target = alerts[0]
+    genuine = sample(
+        "postfix-dsn-hard.eml",
+        to=INBOUND,
+        recipient=target["To"].addresses[0].addr_spec,
+        message_id=target["Message-ID"],
+    )
+    rt.receive_inbound(genuine, "pipe")
+    rt.process_inbound()
+    assert suppressions(rt.db) == [("supporter", "hard_bounce")]
+
+
+def test_an_emailed_unsubscribe_with_our_tag_suppresses_and_a_forged_one_does_nothing(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
+    first, second = alerts[0], alerts[1]
+    header = first["List-Unsubscribe"]
+    mailto = header.split("<mailto:", 1)[1].split("?", 1)[0]
+    assert mailto.startswith("reply+u")
+    local, domain = mailto.split("@")
+    forged = f"{local[:-2]}zz@{domain}"
+    rt.receive_inbound(
+        sample("mailto-unsubscribe.eml", to=forged, recipient=second["To"].addresses[0].addr_spec), "pipe"
+    )
+    assert rt.process_inbound().kinds == {"forged": 1}
+    assert suppressions(rt.db) == []
+
+    rt.receive_inbound(
+        sample("mailto-unsubscribe.eml", to=mailto, recipient=first["To"].addresses[0].addr_spec)
+        .replace(b"unsub=QpR7", b"unsub=QpR8"),
+        "pipe",
+    )
+    assert rt.process_inbound().kinds == {"unsubscribe": 1}
+    assert suppressions(rt.db) == [("supporter", "unsubscribe")]
+    with rt.db.session() as session:
+        subscribed = session.scalars(select(Supporter.subscribed).order_by(Supporter.id)).all()
+    assert subscribed.count(False) == 1
+
+
+def test_the_same_message_through_two_doors_is_stored_and_acted_on_once(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
+    mailto = alerts[0]["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
+    raw = sample("mailto-unsubscribe.eml", to=mailto, recipient="x@example.org")
+    assert rt.receive_inbound(raw, "sendgrid") is not None
+    # The copy a mailbox holds carries the headers its servers added on the way.
+    assert rt.receive_inbound(b"Delivered-To: " + mailto.encode() + b"\r\n" + raw, "imap") is None
+    rt.process_inbound()
+    rt.process_inbound()
+    assert len(inbound_rows(rt.db)) == 1
+    assert suppressions(rt.db) == [("supporter", "unsubscribe")]
+
+
+def test_the_message_is_stored_encrypted(rt: Runtime, alerts: list[EmailMessage]) -> None:
+    mailto = alerts[0]["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
+    rt.receive_inbound(sample("mailto-unsubscribe.eml", to=mailto, recipient="shown@example.org"), "pipe")
+    with rt.db.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT raw FROM inbound_message").scalar_one()
+    assert "shown@example.org" not in stored and "Gmail" not in stored
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty"),
+        (b"\r\n\r\n", "empty"),
+        (b"%PDF-1.7 not a message", "header"),
+        (b"Subject: x\r\n\r\n" + b"x" * 70_000, "bytes"),
+    ],
+)
+def test_what_is_not_a_message_is_refused_with_a_reason(rt: Runtime, raw: bytes, reason: str) -> None:
+    with pytest.raises(inbound.InboundRejected) as refused:
+        inbound.receive(rt.db, raw, "pipe", MORNING, max_bytes=65_536)
+    assert reason in str(refused.value)
+    assert inbound_rows(rt.db) == []
+
+
+def test_a_message_that_breaks_the_reader_is_set_aside_and_the_next_is_read(
+    rt: Runtime, alerts: list[EmailMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailto = alerts[0]["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
+    rt.receive_inbound(b"Subject: poison\r\nMessage-ID: <poison@example.net>\r\n\r\nboom", "pipe")
+    rt.receive_inbound(sample("mailto-unsubscribe.eml", to=mailto, recipient="x@example.org"), "pipe")
+    real = inbound.read_message
+
+    def fragile(message, tags, envelope_to=()):  # type: ignore[no-untyped-def]
+        if message["Subject"] == "poison":
+            raise RuntimeError("a reader bug")
+        return real(message, tags, envelope_to)
+
+    monkeypatch.setattr(inbound, "read_message", fragile)
+    assert rt.process_inbound().kinds == {"unreadable": 1, "unsubscribe": 1}
+    assert rt.process_inbound().total == 0  # never tried again and again
+
+
+def test_address_tags_survive_case_changes_and_refuse_tampering() -> None:
+    tags = AddressTags(("k" * 32,), INBOUND)
+    address = tags.address("r", 987654)
+    assert tags.read(address.upper()) is not None
+    assert tags.read("reply@in.example.org") is None and tags.read("other+r1-x@in.example.org") is None
+    rotated = AddressTags(("n" * 32, "k" * 32), INBOUND)
+    assert rotated.read(address) == tags.read(address)
+    for bad in (address.replace("+r", "+u"), address[:-20] + "@in.example.org", "reply+r-@in.example.org"):
+        with pytest.raises(Exception, match="signature|not a tag"):
+            tags.read(bad)
+
+
+# The follow-up
+
+
+def test_the_follow_up_goes_once_per_letter_after_two_weeks_and_answers_count_once(rt: Runtime) -> None:
+    write_and_confirm(rt)
+    rt.sweep()
+    assert outbox(rt, "follow_up") == []  # not yet: the clock has not moved
+    later = MORNING + dt.timedelta(days=14, hours=1)
+    rt.clock = lambda: later
+    rt.sweep()
+    rt.sweep()
+    (follow_up,) = outbox(rt, "follow_up")
+    assert follow_up["Content-Language"] == "ckb"
+    token = link_in(follow_up, "/answers/").split("?", 1)[0]
+    client = rt_app(rt).test_client()
+    page = client.get(f"/answers/{token}")
+    assert page.status_code == 200
+    with rt.db.session() as session:
+        slugs = [
+            t.slug
+            for t in session.scalars(
+                select(Target).join(Message, Message.target_id == Target.id).where(Message.kind == "letter")
+            )
+        ]
+    first = slugs[0]
+    for answer in ("not_yet", "yes", "yes"):  # answered again: replaced, never counted twice
+        csrf = page.get_data(as_text=True).split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        saved = client.post(f"/answers/{token}", data={"csrf_token": csrf, f"answer-{first}": answer})
+        assert saved.status_code == 200
+    with rt.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(LetterAnswer)) == 1
+    official = inbound.official_responses(rt.db, SLUG)[first]
+    assert (official.letters, official.yes, official.answered, official.rate) == (1, 1, 1, 1.0)
+
+
+def test_no_follow_up_for_an_erased_or_unsubscribed_writer(rt: Runtime) -> None:
+    from mailer import events, privacy
+
+    write_and_confirm(rt)
+    second = letters.start_letter(
+        rt.db, rt.backend, prefilled_letter(rt, "ar", email="erased@example.org"), clock=rt.clock
+    )
+    letters.confirm_letter_id(rt.db, rt.backend, second.letter_id, clock=rt.clock)
+    with rt.db.session() as session:
+        writers = dict(session.execute(select(Supporter.email_index, Supporter.id)).all())
+    events.add_suppression(rt.db, "shilan@example.org", "supporter", "unsubscribe")
+    privacy.erase_supporter(rt.db, writers[rt.db.vault.address_index("erased@example.org")], rt.clock())
+    rt.clock = lambda: MORNING + dt.timedelta(days=15)
+    rt.sweep()
+    assert outbox(rt, "follow_up") == []
