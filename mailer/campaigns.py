@@ -53,6 +53,7 @@ MANIFEST_KEYS = (
     "organisation",
     "goal",
     "names",
+    "follow_up_days",
 )
 #: A name written once in the manifest and used in the texts as {key} (the activist's name, say).
 _NAME_KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
@@ -60,6 +61,8 @@ _NAME_KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 RESERVED_SLUGS = frozenset({"privacy"})
 #: The largest goal a campaign may set for its letters (a typo such as 10000000 is caught).
 MAX_GOAL = 1_000_000
+#: The latest a writer may be asked whether the officials answered (a letter's words are kept less long).
+MAX_FOLLOW_UP_DAYS = 90
 _HTTPS_URL = re.compile(r"^https://[^\s<>\"'\\]{3,290}$")
 # "08:00-20:00"; an end of "24:00" means until midnight ("00:00-24:00": at any hour).
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -254,6 +257,18 @@ def parse_campaign_folder(folder: Path) -> CampaignSpec:
             line_of("goal"),
             N_("goal must be a whole number of letters from 1 to %(max)d"),
             max=MAX_GOAL,
+        )
+    follow_up = data.get("follow_up_days")
+    if follow_up is not None and (
+        not isinstance(follow_up, int)
+        or isinstance(follow_up, bool)
+        or not 0 <= follow_up <= MAX_FOLLOW_UP_DAYS
+    ):
+        problems.add(
+            MANIFEST,
+            line_of("follow_up_days"),
+            N_("follow_up_days must be a whole number of days from 0 (never ask) to %(max)d"),
+            max=MAX_FOLLOW_UP_DAYS,
         )
     names = _check_names(data.get("names"), locales, problems, line_of)
     contents = _read_contents(folder, problems, names)

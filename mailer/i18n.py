@@ -19,7 +19,7 @@ from babel.dates import format_date as _babel_format_date
 from babel.lists import format_list as _babel_format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
 
 from mailer.errors import N_, LocaleError
@@ -84,6 +84,13 @@ def format_number(value: float, code: str) -> str:
     locale = get_locale(code)
     # Babel picks the numbering system's separators but always writes ASCII digits.
     formatted = format_decimal(value, locale=locale.babel, numbering_system=locale.numbering_system)
+    return locale.localize_digits(formatted)
+
+
+def format_share(value: float, code: str) -> str:
+    """A share (0.25) as the locale writes a percentage ("25%", "٪٢٥"), with the registry's digits."""
+    locale = get_locale(code)
+    formatted = format_percent(value, locale=locale.babel, numbering_system=locale.numbering_system)
     return locale.localize_digits(formatted)
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from mailer.config import Settings
 from mailer.events import scrubbed, spreadsheet_safe
+from mailer.inbound import Reply
 from mailer.letters import CONFIRM_MAX_AGE, letter_secrets
 from mailer.sending import utc_now
 from mailer.store import Database
 from mailer.store import personal as store
 from mailer.store import repository as repo
-from mailer.store.models import Supporter
+from mailer.store.models import InboundMessage, Supporter
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Retention:
     unconfirmed_after_expiry: dt.timedelta = dt.timedelta(hours=24)
     letter_text: dt.timedelta = dt.timedelta(days=28)
     raw_events: dt.timedelta = dt.timedelta(days=30)
+    inbound_raw: dt.timedelta = dt.timedelta(days=30)
+    replies: dt.timedelta = dt.timedelta(days=365)
 
     @property
     def unconfirmed(self) -> dt.timedelta:
@@ -50,6 +53,9 @@ class Notice:
     unconfirmed_hours: int
     letter_days: int
     event_days: int
+    inbound: bool  # mail that comes back (answers, bounces) is read
+    inbound_days: int
+    reply_days: int
 
 
 def notice(settings: Settings) -> Notice:
@@ -61,6 +67,9 @@ def notice(settings: Settings) -> Notice:
         unconfirmed_hours=settings.retain_unconfirmed_hours,
         letter_days=settings.retain_letter_days,
         event_days=settings.retain_event_days,
+        inbound=settings.inbound_address is not None,
+        inbound_days=settings.retain_inbound_days,
+        reply_days=settings.retain_reply_days,
     )
 
 
@@ -70,6 +79,8 @@ class PurgeReport:
     letter_texts: int = 0
     writers_forgotten: int = 0
     events_scrubbed: int = 0
+    inbound_deleted: int = 0
+    replies_deleted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -97,6 +108,16 @@ def purge(
         report.writers_forgotten = len(writers)
         if not dry_run:
             store.delete_supporters(session, writers)
+    inbound_cutoffs = (now - retention.inbound_raw, now - retention.replies)
+    with db.session() as session:
+        if dry_run:
+            report.inbound_deleted, report.replies_deleted = store.count_old_inbound(
+                session, *inbound_cutoffs
+            )
+        else:
+            report.inbound_deleted, report.replies_deleted = store.purge_inbound(
+                session, *inbound_cutoffs, now
+            )
     cutoff = now - retention.raw_events
     if dry_run:
         with db.session() as session:
@@ -208,6 +229,7 @@ def export_person(db: Database, address: str) -> dict[str, Any]:
                     "words_deleted_at": _iso(letter.purged_at),
                 }
             )
+        document["replies"] = [_reply_record(row) for row in store.inbound_of(session, supporter.id)]
         mailouts = store.mailout_campaigns(session)
         messages = store.messages_of(session, supporter.id)
         for message in messages:
@@ -236,6 +258,17 @@ def export_person(db: Database, address: str) -> dict[str, Any]:
                 }
             )
     return document
+
+
+def _reply_record(row: InboundMessage) -> dict[str, Any]:
+    """What came back about the person: its kind and time, and an official's answer in full."""
+    reply = Reply.open(row.key, row.private) if row.private and row.key else None
+    return {
+        "kind": row.kind,
+        "received_at": _iso(row.received_at),
+        "letter": row.letter_id,
+        "answer": asdict(reply) if reply else None,
+    }
 
 
 @dataclass
@@ -272,6 +305,7 @@ def _erase(db: Database, index: str, now: dt.datetime) -> Erasure:
             erasure.messages_cancelled = store.cancel_waiting(session, supporter_id, now)
             # Their events keep only what happened and when: no address, IP or user agent.
             erasure.events_scrubbed = store.reduce_events_of(session, supporter_id, now)
+            store.forget_inbound_of(session, supporter_id)
             letters = store.letters_of(session, supporter_id)
             store.delete_letters(session, [x.id for x in letters if x.status == "pending"])
             store.forget_letters(session, [x.id for x in letters if x.status != "pending"], now)

@@ -115,6 +115,8 @@ class Runtime:
             unconfirmed_after_expiry=dt.timedelta(hours=settings.retain_unconfirmed_hours),
             letter_text=dt.timedelta(days=settings.retain_letter_days),
             raw_events=dt.timedelta(days=settings.retain_event_days),
+            inbound_raw=dt.timedelta(days=settings.retain_inbound_days),
+            replies=dt.timedelta(days=settings.retain_reply_days),
         )
 
     @property

@@ -5,84 +5,40 @@ unsubscribe), stored once and acted on once."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import cast
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from mailer import campaigns, inbound, letters
-from mailer.config import Settings
 from mailer.mailouts import launch_mailout
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
 from mailer.store import Database
-from mailer.store.models import InboundMessage, LetterAnswer, Message, Supporter, Suppression, Target
+from mailer.store.models import InboundMessage, LetterAnswer, Message, Supporter, Target
 from mailer.supporters import import_supporters
 from mailer.targets import import_targets
-from mailer.tokens import AddressTags
+from mailer.tokens import AddressTags, InvalidToken
 from tests.factories import prefilled_letter, supporters_csv
-
-SLUG = "protect-hrds-iraq"
-MORNING = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)  # 10:00 in Baghdad
-INBOUND = "reply@in.example.org"
-MAIL = Path(__file__).parent / "inbound"
+from tests.inbound_helpers import (
+    INBOUND,
+    MORNING,
+    SLUG,
+    inbound_rows,
+    inbound_runtime,
+    link_in,
+    outbox,
+    sample,
+    suppressions,
+    write_and_confirm,
+)
 
 
 @pytest.fixture
-def inbound_env(env: dict[str, str]) -> dict[str, str]:
-    return env | {"MAILER_INBOUND_ADDRESS": INBOUND}
-
-
-@pytest.fixture
-def rt(inbound_env: dict[str, str], tmp_path: Path, db: Database) -> Iterator[Runtime]:
-    runtime = Runtime(Settings.from_env(inbound_env, cwd=tmp_path))
-    runtime.__dict__["db"] = db
-    runtime.clock = lambda: MORNING
-    campaigns.load_campaign(db, demo_dir() / "campaigns" / SLUG)
-    import_targets(db, demo_dir() / "officials.yaml")
-    yield runtime
-
-
-def outbox(rt: Runtime, kind: str) -> list[EmailMessage]:
-    return [
-        cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
-        for p in sorted(rt.settings.outbox_dir.glob(f"{kind}-*.eml"))
-    ]
-
-
-def sample(name: str, **values: str) -> bytes:
-    text = (MAIL / name).read_text(encoding="utf-8")
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", value)
-    return text.replace("\n", "\r\n").encode()
-
-
-def link_in(message: EmailMessage, path: str) -> str:
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    return next(word for word in text.split() if path in word).split(path, 1)[1]
-
-
-def write_and_confirm(rt: Runtime, share: str = "initials") -> EmailMessage:
-    """A Sorani supporter's letter, confirmed and sent: the first letter to an official."""
-    started = letters.start_letter(rt.db, rt.backend, prefilled_letter(rt, "ckb", share=share), clock=rt.clock)
-    letters.confirm_letter_id(rt.db, rt.backend, started.letter_id, clock=rt.clock)
-    return outbox(rt, "letter")[0]
-
-
-def inbound_rows(db: Database) -> list[InboundMessage]:
-    with db.session() as session:
-        rows = list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
-        session.expunge_all()
-    return rows
-
-
-def suppressions(db: Database) -> list[tuple[str, str]]:
-    with db.session() as session:
-        return [(s.scope, s.reason) for s in session.scalars(select(Suppression).order_by(Suppression.id))]
+def rt(env: dict[str, str], tmp_path: Path, db: Database) -> Runtime:
+    return inbound_runtime(env, tmp_path, db)
 
 
 # Replies to letters
@@ -91,15 +47,19 @@ def suppressions(db: Database) -> list[tuple[str, str]]:
 def test_an_officials_reply_reaches_the_writer_in_their_language_and_never_their_address(rt: Runtime) -> None:
     letter = write_and_confirm(rt)
     reply_to = letter["Reply-To"].addresses[0].addr_spec
-    assert reply_to.startswith("reply+r") and reply_to.endswith("@in.example.org")
+    assert reply_to.startswith("reply+r")
+    assert reply_to.endswith("@in.example.org")
     assert "shilan@example.org" not in letter.as_string()  # the writer chose not to share it
 
     raw = sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"])
     assert rt.receive_inbound(raw, "pipe") is not None
     processed = rt.process_inbound()
-    assert processed.kinds == {"reply": 1} and processed.notices == 1
+    assert processed.kinds == {"reply": 1}
+    assert processed.notices == 1
     (row,) = inbound_rows(rt.db)
-    assert row.kind == "reply" and row.letter_id is not None and row.target_id is not None
+    assert row.kind == "reply"
+    assert row.letter_id is not None
+    assert row.target_id is not None
 
     letters.dispatch_letters(rt.db, rt.backend, rt.clock)
     (notice,) = outbox(rt, "reply_notice")
@@ -111,10 +71,12 @@ def test_an_officials_reply_reaches_the_writer_in_their_language_and_never_their
     page = client.get("/replies/" + link_in(notice, "/replies/"))
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'lang="ckb"' in html and 'dir="rtl"' in html
-    answer, quoted = html.split("Quoted text" if False else "<details", 1)
+    assert 'lang="ckb"' in html
+    assert 'dir="rtl"' in html
+    answer, quoted = html.split("<details", 1)
     assert "تسلمنا رسالتكم" in answer  # the official's words
-    assert "نطالبكم بإسقاط" in quoted and "نطالبكم بإسقاط" not in answer  # our letter, quoted back
+    assert "نطالبكم بإسقاط" in quoted
+    assert "نطالبكم بإسقاط" not in answer
     assert page.headers["Cache-Control"] == "no-store"
 
 
@@ -133,7 +95,21 @@ def test_a_vacation_reply_is_never_taken_for_an_answer(rt: Runtime) -> None:
     assert outbox(rt, "reply_notice") == []
     responses = inbound.official_responses(rt.db, SLUG)
     official = next(r for r in responses.values() if r.auto_replies)
-    assert official.replies == 0 and official.answered == 0
+    assert official.replies == 0
+    assert official.answered == 0
+
+
+def test_notices_are_capped_per_letter_however_often_an_official_writes(rt: Runtime) -> None:
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    raw = sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"])
+    for n in range(inbound.MAX_NOTICES_PER_LETTER + 3):
+        rt.receive_inbound(raw.replace(b"A5B6C7D8E9F0@", f"A5B6C7D8E9F{n}@".encode()), "pipe")
+    processed = rt.process_inbound()
+    assert processed.kinds == {"reply": inbound.MAX_NOTICES_PER_LETTER + 3}  # every reply is kept
+    assert processed.notices == inbound.MAX_NOTICES_PER_LETTER
+    letters.dispatch_letters(rt.db, rt.backend, rt.clock)
+    assert len(outbox(rt, "reply_notice")) == inbound.MAX_NOTICES_PER_LETTER
 
 
 def test_a_reply_to_a_forged_tag_reaches_nobody(rt: Runtime) -> None:
@@ -211,7 +187,9 @@ def test_a_hard_bounce_to_the_signed_return_path_suppresses_and_a_delayed_one_on
     assert len(recipients) == 4
 
 
-def test_a_bounce_report_made_up_by_a_stranger_suppresses_nobody(rt: Runtime, alerts: list[EmailMessage]) -> None:
+def test_a_bounce_report_made_up_by_a_stranger_suppresses_nobody(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
     # Sent to the plain address (no signed tag), naming a message of ours but another address.
     target = alerts[0]
     made_up = sample(
@@ -256,8 +234,9 @@ def test_an_emailed_unsubscribe_with_our_tag_suppresses_and_a_forged_one_does_no
     assert suppressions(rt.db) == []
 
     rt.receive_inbound(
-        sample("mailto-unsubscribe.eml", to=mailto, recipient=first["To"].addresses[0].addr_spec)
-        .replace(b"unsub=QpR7", b"unsub=QpR8"),
+        sample("mailto-unsubscribe.eml", to=mailto, recipient=first["To"].addresses[0].addr_spec).replace(
+            b"unsub=QpR7", b"unsub=QpR8"
+        ),
         "pipe",
     )
     assert rt.process_inbound().kinds == {"unsubscribe": 1}
@@ -273,8 +252,10 @@ def test_the_same_message_through_two_doors_is_stored_and_acted_on_once(
     mailto = alerts[0]["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
     raw = sample("mailto-unsubscribe.eml", to=mailto, recipient="x@example.org")
     assert rt.receive_inbound(raw, "sendgrid") is not None
-    # The copy a mailbox holds carries the headers its servers added on the way.
-    assert rt.receive_inbound(b"Delivered-To: " + mailto.encode() + b"\r\n" + raw, "imap") is None
+    # The copy a mailbox holds carries the headers its servers added on the way, and a gateway marked its
+    # subject: the same Message-ID is the same message.
+    copy = b"Delivered-To: " + mailto.encode() + b"\r\n" + raw.replace(b"Subject: ", b"Subject: [External] ")
+    assert rt.receive_inbound(copy, "imap") is None
     rt.process_inbound()
     rt.process_inbound()
     assert len(inbound_rows(rt.db)) == 1
@@ -286,7 +267,8 @@ def test_the_message_is_stored_encrypted(rt: Runtime, alerts: list[EmailMessage]
     rt.receive_inbound(sample("mailto-unsubscribe.eml", to=mailto, recipient="shown@example.org"), "pipe")
     with rt.db.engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT raw FROM inbound_message").scalar_one()
-    assert "shown@example.org" not in stored and "Gmail" not in stored
+    assert "shown@example.org" not in stored
+    assert "Gmail" not in stored
 
 
 @pytest.mark.parametrize(
@@ -327,11 +309,12 @@ def test_address_tags_survive_case_changes_and_refuse_tampering() -> None:
     tags = AddressTags(("k" * 32,), INBOUND)
     address = tags.address("r", 987654)
     assert tags.read(address.upper()) is not None
-    assert tags.read("reply@in.example.org") is None and tags.read("other+r1-x@in.example.org") is None
+    assert tags.read("reply@in.example.org") is None
+    assert tags.read("other+r1-x@in.example.org") is None
     rotated = AddressTags(("n" * 32, "k" * 32), INBOUND)
     assert rotated.read(address) == tags.read(address)
     for bad in (address.replace("+r", "+u"), address[:-20] + "@in.example.org", "reply+r-@in.example.org"):
-        with pytest.raises(Exception, match="signature|not a tag"):
+        with pytest.raises(InvalidToken, match=r"signature|not a tag"):
             tags.read(bad)
 
 
@@ -385,3 +368,80 @@ def test_no_follow_up_for_an_erased_or_unsubscribed_writer(rt: Runtime) -> None:
     rt.clock = lambda: MORNING + dt.timedelta(days=15)
     rt.sweep()
     assert outbox(rt, "follow_up") == []
+
+
+# Privacy: retention, erasure, export
+
+
+def test_retention_deletes_what_arrived_and_later_the_answers_but_keeps_the_counts(rt: Runtime) -> None:
+    from mailer import privacy
+
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    rt.receive_inbound(sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"]), "pipe")
+    rt.process_inbound()
+    waiting = rt.receive_inbound(
+        b"Subject: late\r\nMessage-ID: <late@example.net>\r\n\r\nnot read yet", "pipe"
+    )
+    retention = rt.retention
+    month = MORNING + retention.inbound_raw + dt.timedelta(days=1)
+    report = privacy.purge(rt.db, retention, month)
+    assert (report.inbound_deleted, report.replies_deleted) == (1, 0)
+    # The message as it arrived is gone, the answer is kept; a message not read yet waits to be read.
+    assert _raw_rows(rt.db) == [("reply", False, True), (None, True, False)]
+    assert waiting is not None
+    year = MORNING + retention.replies + dt.timedelta(days=1)
+    assert privacy.purge(rt.db, retention, year, dry_run=True).replies_deleted == 1
+    assert privacy.purge(rt.db, retention, year).replies_deleted == 1
+    assert _raw_rows(rt.db)[0] == ("reply", False, False)
+    official = next(r for r in inbound.official_responses(rt.db, SLUG).values() if r.replies)
+    assert (official.replies, official.answered) == (1, 1)  # counts survive
+
+
+def _raw_rows(db: Database) -> list[tuple[str | None, bool, bool]]:
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT kind, raw, private FROM inbound_message ORDER BY id").all()
+    return [(kind, raw is not None, private is not None) for kind, raw, private in rows]
+
+
+def test_erasure_leaves_nothing_of_what_came_back_and_export_shows_it_before(rt: Runtime) -> None:
+    from mailer import privacy
+
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    rt.receive_inbound(sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"]), "pipe")
+    rt.process_inbound()
+    exported = privacy.export_person(rt.db, "shilan@example.org")
+    (reply,) = exported["replies"]
+    assert reply["kind"] == "reply"
+    assert "تسلمنا" in reply["answer"]["answer"]
+    privacy.erase_person(rt.db, "shilan@example.org", MORNING)
+    assert _raw_rows(rt.db) == [("reply", False, False)]
+    letters.dispatch_letters(rt.db, rt.backend, rt.clock)
+    assert outbox(rt, "reply_notice") == []  # the notice queued before the erasure never goes
+
+
+def test_rekeying_moves_what_came_back_to_the_new_key(
+    env: dict[str, str], tmp_path: Path, db: Database
+) -> None:
+    from mailer import privacy
+    from mailer.vault import Vault
+
+    rt = inbound_runtime(env, tmp_path, db)
+    rt.receive_inbound(b"Subject: hi\r\nMessage-ID: <k@example.net>\r\n\r\nhello", "pipe")
+    new_key = db.vault.rotated_key()
+    newer = Database(rt.settings.database_url, Vault.parse(f"{new_key},{rt.settings.data_key}"))
+    try:
+        result = privacy.rekey(newer)
+        assert result.values >= 1
+        assert result.retired_keys == [db.vault.current.kid]  # nothing is left under it
+    finally:
+        newer.dispose()
+    only = Database(rt.settings.database_url, Vault.parse(new_key))
+    try:
+        with only.session() as session:
+            (row,) = session.scalars(select(InboundMessage).options(undefer(InboundMessage.raw))).all()
+            assert row.raw is not None
+            assert b"hello" in row.raw
+    finally:
+        only.dispose()

@@ -12,6 +12,7 @@ from mailer.cli import (
     campaign,
     db,
     demo,
+    inbound,
     mailout,
     privacy,
     services,
@@ -42,6 +43,7 @@ app.add_typer(supporters.supporters_app, name="supporters")
 app.add_typer(targets.targets_app, name="targets")
 app.add_typer(mailout.mailout_app, name="mailout")
 app.add_typer(suppressions.suppressions_app, name="suppressions")
+app.add_typer(inbound.inbound_app, name="inbound")
 app.add_typer(privacy.privacy_app, name="privacy")
 app.add_typer(privacy.keys_app, name="keys")
 app.add_typer(users.users_app, name="users")

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column
+from rich.table import Column, Table
 
-from mailer import campaigns, events
+from mailer import campaigns, events, inbound
 from mailer.cli.common import (
     JsonOption,
     WideOption,
@@ -151,12 +151,15 @@ def campaign_preview(
 
 
 @campaign_app.command(
-    "report", help=N_("Results of every mailout of a campaign, and its letters per official.")
+    "report",
+    help=N_("Results of every mailout of a campaign, its letters per official, and which officials answer."),
 )
 @reports_errors
 def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = False) -> None:
     with runtime() as rt:
         report = events.campaign_report(rt.db, slug)
+        responses = inbound.official_responses(rt.db, slug)
+    report["responses"] = {target: r.as_dict() for target, r in responses.items()}
     if as_json:
         emit_json(report)
         return
@@ -171,3 +174,21 @@ def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = F
     for target, counts in report["letters"].items():
         table.add_row(plain(target), *(str(counts[state]) for state in states))
     out.print(table)
+    if responses:
+        out.print(responses_table(responses))
+
+
+def responses_table(responses: dict[str, inbound.OfficialResponses]) -> Table:
+    """Which officials answer: replies that came back, what writers told us, and the share answered."""
+    table = fitted_table(
+        _("Answers per official"),
+        whole(_("Official"), responses),
+        Column(_("letters"), justify="right"),
+        Column(_("replies"), justify="right"),
+        Column(_("answered"), justify="right"),
+        Column(_("response rate"), justify="right"),
+    )
+    for target, r in responses.items():
+        rate = "" if r.rate is None else f"{r.rate:.0%}"
+        table.add_row(plain(target), str(r.letters), str(r.replies), str(r.answered), rate)
+    return table

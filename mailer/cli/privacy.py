@@ -62,12 +62,24 @@ def privacy_purge(
             "%(num)d provider events' addresses, IPs and user agents",
             report.events_scrubbed,
         ),
+        ngettext(
+            "%(num)d message that came back (a reply, a bounce), as it arrived",
+            "%(num)d messages that came back (replies, bounces), as they arrived",
+            report.inbound_deleted,
+        ),
+        ngettext(
+            "%(num)d official's answer kept for its letter's writer",
+            "%(num)d officials' answers kept for their letters' writers",
+            report.replies_deleted,
+        ),
     )
     counts = (
         report.unconfirmed_letters,
         report.letter_texts,
         report.writers_forgotten,
         report.events_scrubbed,
+        report.inbound_deleted,
+        report.replies_deleted,
     )
     out.print(_("Would be deleted:") if dry_run else _("Deleted:"))
     for line, num in zip(lines, counts, strict=True):

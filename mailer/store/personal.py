@@ -17,11 +17,14 @@ from mailer.store.models import (
     Base,
     Campaign,
     Event,
+    InboundMessage,
     InstallationKey,
     Letter,
+    LetterAnswer,
     Mailout,
     Message,
     Private,
+    PrivateBytes,
     PrivateJSON,
     Supporter,
     SupporterTag,
@@ -79,6 +82,13 @@ def delete_letters(session: Session, letter_ids: Sequence[int]) -> None:
     for chunk in chunks(letter_ids):
         message_ids = select(Message.id).where(Message.letter_id.in_(chunk))
         session.execute(delete(Event).where(Event.message_id.in_(message_ids)))
+        # A bounce of a confirmation email names its row: it stays, unattached, and keeps nothing of theirs.
+        session.execute(
+            update(InboundMessage)
+            .where(or_(InboundMessage.letter_id.in_(chunk), InboundMessage.message_id.in_(message_ids)))
+            .values(message_id=None, letter_id=None, raw=None, private=None, key=None)
+        )
+        session.execute(delete(LetterAnswer).where(LetterAnswer.letter_id.in_(chunk)))
         session.execute(delete(Message).where(Message.letter_id.in_(chunk)))
         session.execute(delete(Letter).where(Letter.id.in_(chunk)))
 
@@ -114,6 +124,74 @@ def old_events(session: Session, received_before: dt.datetime, limit: int = CHUN
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def purge_inbound(
+    session: Session, raw_before: dt.datetime, replies_before: dt.datetime, now: dt.datetime
+) -> tuple[int, int]:
+    """Messages as they arrived go after their period (once read); replies as writers read them after
+    theirs. What each was, and for which letter and official, stays for the counts."""
+    raw = _changed(
+        session,
+        update(InboundMessage)
+        .where(
+            InboundMessage.received_at < raw_before,
+            InboundMessage.processed_at.is_not(None),
+            InboundMessage.raw.is_not(None),
+        )
+        .values(raw=None, purged_at=now),
+    )
+    replies = _changed(
+        session,
+        update(InboundMessage)
+        .where(InboundMessage.received_at < replies_before, InboundMessage.private.is_not(None))
+        .values(private=None, key=None, purged_at=now),
+    )
+    return raw, replies
+
+
+def count_old_inbound(
+    session: Session, raw_before: dt.datetime, replies_before: dt.datetime
+) -> tuple[int, int]:
+    raw = session.scalar(
+        select(func.count()).where(
+            InboundMessage.received_at < raw_before,
+            InboundMessage.processed_at.is_not(None),
+            InboundMessage.raw.is_not(None),
+        )
+    )
+    replies = session.scalar(
+        select(func.count()).where(
+            InboundMessage.received_at < replies_before, InboundMessage.private.is_not(None)
+        )
+    )
+    return int(raw or 0), int(replies or 0)
+
+
+def inbound_of(session: Session, supporter_id: int) -> list[InboundMessage]:
+    """What came back about the person: bounces of mail to them, their emailed unsubscribes, and
+    answers to their letters."""
+    mine = select(Message.id).where(_mine(supporter_id))
+    letters = select(Letter.id).where(Letter.supporter_id == supporter_id)
+    query = (
+        select(InboundMessage)
+        .options(undefer(InboundMessage.private), undefer(InboundMessage.key))
+        .where(or_(InboundMessage.message_id.in_(mine), InboundMessage.letter_id.in_(letters)))
+        .order_by(InboundMessage.id)
+    )
+    return list(session.scalars(query))
+
+
+def forget_inbound_of(session: Session, supporter_id: int) -> int:
+    """Erasure: what came back about the person keeps what it was, not a word of it."""
+    mine = select(Message.id).where(_mine(supporter_id))
+    letters = select(Letter.id).where(Letter.supporter_id == supporter_id)
+    return _changed(
+        session,
+        update(InboundMessage)
+        .where(or_(InboundMessage.message_id.in_(mine), InboundMessage.letter_id.in_(letters)))
+        .values(raw=None, private=None, key=None),
+    )
 
 
 def count_old_events(session: Session, received_before: dt.datetime) -> int:
@@ -203,7 +281,7 @@ def private_columns() -> list[tuple[Table, str, str]]:
         (mapped, col.name, col.type.label)
         for mapped in Base.metadata.sorted_tables
         for col in mapped.columns
-        if isinstance(col.type, Private | PrivateJSON)
+        if isinstance(col.type, Private | PrivateJSON | PrivateBytes)
     ]
 
 

@@ -11,7 +11,7 @@ from flask_wtf.csrf import generate_csrf
 
 from mailer.accounts import PASSWORD_MIN
 from mailer.errors import LocaleError
-from mailer.i18n import format_number, translations
+from mailer.i18n import format_number, format_share, translations
 from mailer.letters import CONFIRM_MAX_AGE
 from mailer.locales import LOCALE_CODES, REGISTRY, Locale, get_locale
 from mailer.runtime import Runtime
@@ -51,6 +51,7 @@ class Web:
             "error_text": lambda e: e.render(tr),
             "reason_text": lambda e: e.render_reason(tr),
             "number": lambda n: format_number(n, code),
+            "percent": lambda share: format_share(share, code),
             "locales": [REGISTRY[c] for c in LOCALE_CODES],
             "registry": REGISTRY,
             "request": request,

@@ -22,6 +22,8 @@ class SmtpRecorder:
     # Addresses whose message is taken, then the connection dropped before the final reply (RFC 1047).
     drop_after_data: set[str] = field(default_factory=set)
     received: list[tuple[str, EmailMessage]] = field(default_factory=list)
+    # The envelope sender (MAIL FROM) each recipient's message came with: where its bounce would go.
+    return_paths: dict[str, str] = field(default_factory=dict)
     peers: set[tuple[str, int]] = field(default_factory=set)  # one client port per connection
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,6 +39,7 @@ class SmtpRecorder:
             self.peers.add(tuple(session.peer[:2]))
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, message))
+                self.return_paths[rcpt] = envelope.mail_from
         if any(rcpt.lower() in self.drop_after_data for rcpt in envelope.rcpt_tos):
             server.transport.abort()  # the message is in; the client never hears the 250
         return "250 Message accepted"

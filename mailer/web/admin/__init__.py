@@ -177,7 +177,7 @@ def problem_text(error: MailerError) -> str:
     return error.render(translations(g.locale.code))
 
 
-from mailer.web.admin import auth, content, directory, people, runs, team  # noqa: E402  (views register on bp)
+from mailer.web.admin import auth, content, directory, people, replies, runs, team  # noqa: E402  (views register on bp)
 
 __all__ = [
     "ANYONE",
@@ -189,6 +189,7 @@ __all__ = [
     "content",
     "directory",
     "people",
+    "replies",
     "runs",
     "team",
 ]
