@@ -149,6 +149,22 @@ def is_automatic(message: Message) -> bool:
     return precedence in _AUTOMATIC_PRECEDENCE or message.get("List-Id") is not None
 
 
+def _report_type(message: Message) -> str:
+    """``delivery-status`` for a DSN, ``disposition-notification`` for a read receipt; "" for the rest."""
+    if message.get_content_type() != "multipart/report":
+        return ""
+    return str(message.get_param("report-type", "unknown") or "unknown").lower()
+
+
+def _looks_like_a_bounce(message: Message, tag: AddressTag | None) -> bool:
+    """Only such messages go through the bounce detectors: their heuristics must never take an official's
+    answer that happens to say "undeliverable" for a bounce."""
+    if (tag is not None and tag.kind == "bounce") or _report_type(message):
+        return True
+    sender = parseaddr(str(message.get("From", "")))[1].lower().partition("@")[0]
+    return sender in ("mailer-daemon", "postmaster") or str(message.get("Return-Path", "")).strip() == "<>"
+
+
 def _failures(message: EmailMessage) -> tuple[frozenset[str], frozenset[str]]:
     try:
         temporary, permanent = all_failures(message)
@@ -196,10 +212,12 @@ def read_message(message: EmailMessage, tags: AddressTags | None, envelope_to: S
             continue
         if tag is not None:
             break
-    temporary, permanent = _failures(message)
-    is_report = message.get_content_type() == "multipart/report"
-    if temporary or permanent or is_report:
-        return Reading("bounce", tag, permanent, temporary - permanent, _reported_messages(message))
+    if _looks_like_a_bounce(message, tag):
+        temporary, permanent = _failures(message)
+        if temporary or permanent or _report_type(message) == "delivery-status":
+            return Reading("bounce", tag, permanent, temporary - permanent, _reported_messages(message))
+    if _report_type(message):  # a read receipt (MDN) or another machine's report: never an answer
+        return Reading("auto_reply", tag)
     if tag is not None and tag.kind == "unsubscribe":  # a mail program may send it for its user
         return Reading("unsubscribe", tag)
     if forged and tag is None:  # to an address of ours with a tag we never signed

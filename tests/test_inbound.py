@@ -86,6 +86,38 @@ def rt_app(rt: Runtime):  # type: ignore[no-untyped-def]
     return create_app(rt)
 
 
+def test_an_answer_that_quotes_a_delivery_failure_is_still_an_answer(rt: Runtime) -> None:
+    """Bounce detectors guess from words; only what looks like a bounce (a report, the mail daemon, an
+    empty return path, our bounce tag) is given to them."""
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    answer = (
+        f"From: Office <office@example.net>\r\nTo: {reply_to}\r\nSubject: Re: your letter\r\n"
+        "Message-ID: <quoting-a-bounce@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Thank you. Our earlier answer did not reach you:\r\n\r\n"
+        "----- The following addresses had permanent fatal errors -----\r\n<shilan@example.org>\r\n"
+    ).encode()
+    rt.receive_inbound(answer, "pipe")
+    assert rt.process_inbound().kinds == {"reply": 1}
+    assert suppressions(rt.db) == []
+
+
+def test_a_read_receipt_is_never_taken_for_an_answer(rt: Runtime) -> None:
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    receipt = (
+        f"From: Office <office@example.net>\r\nTo: {reply_to}\r\nSubject: Read: your letter\r\n"
+        "Message-ID: <mdn@example.net>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n"
+        "--b\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        "Final-Recipient: rfc822; office@example.net\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n"
+        "--b--\r\n"
+    ).encode()
+    rt.receive_inbound(receipt, "pipe")
+    assert rt.process_inbound().kinds == {"auto_reply": 1}
+
+
 def test_a_vacation_reply_is_never_taken_for_an_answer(rt: Runtime) -> None:
     letter = write_and_confirm(rt)
     reply_to = letter["Reply-To"].addresses[0].addr_spec
@@ -445,3 +477,46 @@ def test_rekeying_moves_what_came_back_to_the_new_key(
             assert b"hello" in row.raw
     finally:
         only.dispose()
+
+
+# The command line
+
+
+def test_a_mail_server_pipes_messages_in_and_the_report_shows_who_answers(
+    rt: Runtime, env: dict[str, str], tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def mailer(args: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        variables = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+        variables |= env | {"MAILER_INBOUND_ADDRESS": INBOUND}
+        return subprocess.run(
+            [sys.executable, "-m", "mailer", *args],
+            input=stdin,
+            env=variables,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+        )
+
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    raw = sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"])
+    stored = mailer(["inbound", "receive"], raw)
+    assert stored.returncode == 0, stored.stderr
+    assert mailer(["inbound", "receive"], raw).returncode == 0  # delivered twice: kept once
+    junk = mailer(["inbound", "receive"], b"%PDF-1.7")
+    assert junk.returncode == 65  # EX_DATAERR: the mail server bounces it
+    assert b"header" in junk.stderr
+    read = mailer(["inbound", "read", "--json"])
+    assert json.loads(read.stdout)["kinds"] == {"reply": 1}
+    report = json.loads(mailer(["campaign", "report", SLUG, "--json"]).stdout)
+    answered = {slug: r for slug, r in report["responses"].items() if r["replies"]}
+    assert [r["response_rate"] for r in answered.values()] == [1.0]
+    (listed,) = json.loads(mailer(["inbound", "replies", SLUG, "--json"]).stdout)
+    shown = json.loads(mailer(["inbound", "show", str(listed["id"]), "--json"]).stdout)
+    assert shown["answer"].startswith("السيدة المحترمة")
+    assert mailer(["inbound", "show", "999"]).returncode == 1

@@ -353,3 +353,43 @@ def test_an_smtp_installation_learns_of_a_late_bounce_through_its_signed_return_
     assert suppressions(rt.db) == [("supporter", "hard_bounce")]
     with rt.db.session() as session:
         assert repo.is_suppressed(session, rt.db.vault.address_index(bounced), "supporter")
+
+
+def test_the_web_door_stores_with_the_write_only_key_and_the_sweep_reads_it(
+    env: dict[str, str], tmp_path: Path, db: Database
+) -> None:
+    """The action pages' processes hold only the key's public form: they can store what SendGrid posts,
+    sealed, and read nothing; the beat, with the whole key, reads it."""
+    from mailer.vault import Vault
+
+    full = inbound_runtime(
+        env, tmp_path, db, MAILER_INBOUND_PARSE_SECRET=PARSE_SECRET, MAILER_INBOUND_PARSE_AUTH=PARSE_AUTH
+    )
+    mail = the_mail(full, tmp_path)
+    public_key = Vault.parse(full.settings.data_key or "").public_form()
+    web_only = Runtime(
+        Settings.from_env(
+            env
+            | {
+                "MAILER_DATA_KEY": public_key,
+                "MAILER_INBOUND_ADDRESS": INBOUND,
+                "MAILER_INBOUND_PARSE_SECRET": PARSE_SECRET,
+                "MAILER_INBOUND_PARSE_AUTH": PARSE_AUTH,
+            },
+            cwd=tmp_path,
+        )
+    )
+    client = create_app(web_only).test_client()
+    answer = client.post(
+        f"/webhooks/inbound/{PARSE_SECRET}",
+        data=parse_post(mail["unsubscribe"], INBOUND),
+        headers=basic(PARSE_AUTH),
+        content_type="multipart/form-data",
+    )
+    assert answer.json == {"stored": True}
+    web_only.close()
+    with db.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT raw FROM inbound_message").scalar_one()
+    assert stored.startswith("s1.")  # sealed to the public key
+    full.sweep()
+    assert suppressions(db) == [("supporter", "unsubscribe")]

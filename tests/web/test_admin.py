@@ -546,3 +546,43 @@ def test_an_admin_purges_what_retention_no_longer_allows(
     assert accounts.audit_log(runtime.db)[0].detail["unconfirmed_letters"] == 1
     after = client.get("/admin/accounts").get_data(as_text=True)
     assert re.search(r"past their link.s expiry</dt><dd>0</dd>", after)
+
+
+def test_answers_show_each_official_s_rate_to_viewers_and_the_reply_itself_to_coordinators(
+    signed_in: Callable[[str], FlaskClient], runtime: Runtime
+) -> None:
+    from sqlalchemy import select
+
+    from mailer import inbound, letters
+    from mailer.store.models import Message
+    from mailer.tokens import AddressTags
+    from tests.factories import prefilled_letter
+    from tests.inbound_helpers import sample
+
+    started = letters.start_letter(
+        runtime.db, runtime.backend, prefilled_letter(runtime, "ckb", share="name")
+    )
+    letters.confirm_letter_id(runtime.db, runtime.backend, started.letter_id)
+    with runtime.db.session() as session:
+        first = session.scalars(select(Message).where(Message.kind == "letter").order_by(Message.id)).first()
+        assert first is not None
+        letter_row, official = first.id, first.target_id
+    tags = AddressTags(runtime.settings.require_secret_keys(), "reply@in.example.org")
+    raw = sample(
+        "outlook-reply-ar.eml", to=tags.address("r", letter_row), message_id="<letter.1.x@example.org>"
+    )
+    inbound.receive(runtime.db, raw, "pipe", MORNING, max_bytes=1_000_000)
+    inbound.process_inbound(runtime.db, inbound.InboundContext(tags, runtime.signer), MORNING)
+    (reply,) = inbound.campaign_replies(runtime.db, "protect-hrds-iraq")
+    assert official is not None
+
+    viewer = signed_in("viewer")
+    page = viewer.get("/admin/replies").get_data(as_text=True)
+    assert "100%" in page  # one letter to that official, answered
+    assert f"/admin/replies/{reply.id}" not in page
+    assert viewer.get(f"/admin/replies/{reply.id}").status_code == 403
+    coordinator = signed_in("coordinator")
+    assert f"/admin/replies/{reply.id}" in coordinator.get("/admin/replies").get_data(as_text=True)
+    read = coordinator.get(f"/admin/replies/{reply.id}").get_data(as_text=True)
+    assert "تسلمنا رسالتكم" in read
+    assert accounts.audit_log(runtime.db)[0].action == "reply.read"
