@@ -34,6 +34,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from flufl.bounce import all_failures
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.errors import N_, MailerError
@@ -48,7 +49,7 @@ from mailer.store.models import Message as LedgerMessage
 from mailer.store.repository import Claimed
 from mailer.tokens import AddressTag, AddressTags, InvalidToken, TokenSigner
 from mailer.transports import Mailbox
-from mailer.vault import UnreadableError, Vault, new_record_key, open_record, seal_record
+from mailer.vault import LockedError, UnreadableError, Vault, new_record_key, open_record, seal_record
 
 log = logging.getLogger(__name__)
 
@@ -385,8 +386,9 @@ class InboundContext:
 
 
 def process_inbound(db: Database, context: InboundContext, now: dt.datetime) -> Processed:
-    """Read every stored message not read yet, one transaction each: a message that cannot be read is set
-    aside as "unreadable" and never holds back the others."""
+    """Read every stored message not read yet, one transaction each: a message that breaks the reader is set
+    aside as "unreadable" and never holds back the others (a database or key problem stops the pass, and
+    the next sweep reads again what it left)."""
     report = Processed()
     after = 0
     while True:
@@ -398,6 +400,8 @@ def process_inbound(db: Database, context: InboundContext, now: dt.datetime) -> 
             try:
                 with db.session() as session:
                     _process_one(session, db.vault, context, inbound_id, now, report)
+            except (DBAPIError, UnreadableError, LockedError):
+                raise  # the database or the key, not the message: the next sweep tries again
             except Exception:
                 log.exception("inbound message %d could not be read", inbound_id)
                 with db.session() as session:

@@ -520,3 +520,20 @@ def test_a_mail_server_pipes_messages_in_and_the_report_shows_who_answers(
     shown = json.loads(mailer(["inbound", "show", str(listed["id"]), "--json"]).stdout)
     assert shown["answer"].startswith("السيدة المحترمة")
     assert mailer(["inbound", "show", "999"]).returncode == 1
+
+
+def test_a_process_without_the_key_reads_nothing_and_loses_nothing(
+    rt: Runtime, alerts: list[EmailMessage]
+) -> None:
+    """A sweep run where only the write-only key is (a misconfigured beat) stops; the message waits."""
+    from mailer.vault import LockedError, Vault
+
+    mailto = alerts[0]["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
+    rt.receive_inbound(sample("mailto-unsubscribe.eml", to=mailto, recipient="x@example.org"), "pipe")
+    public = Database(rt.settings.database_url, Vault.parse(rt.db.vault.public_form()))
+    try:
+        with pytest.raises(LockedError):
+            inbound.process_inbound(public, inbound.InboundContext(rt.tags, rt.signer), MORNING)
+    finally:
+        public.dispose()
+    assert rt.process_inbound().kinds == {"unsubscribe": 1}
