@@ -29,7 +29,7 @@ from mailer.cli.tables import (
     whole,
 )
 from mailer.errors import N_
-from mailer.i18n import _
+from mailer.i18n import _, format_share, interface_language
 from mailer.locales import REGISTRY
 
 campaign_app = App(help=N_("Load, list and check campaigns."))
@@ -175,20 +175,30 @@ def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = F
         table.add_row(plain(target), *(str(counts[state]) for state in states))
     out.print(table)
     if responses:
-        out.print(responses_table(responses))
+        out.print(responses_table(responses, wide))
 
 
-def responses_table(responses: dict[str, inbound.OfficialResponses]) -> Table:
-    """Which officials answer: replies that came back, what writers told us, and the share answered."""
+def responses_table(responses: dict[str, inbound.OfficialResponses], wide: bool = False) -> Table:
+    """Which officials answer: letters answered (a reply came back, or the writer said so) and their share of
+    the letters handed over; ``wide`` adds the letters, replies, automatic answers and what writers said."""
+    columns = [("answered", _("answered"))]  # the letters each received are in the table above
+    if wide:
+        columns = [
+            ("letters", _("letters")),
+            *columns,
+            ("replies", _("replies")),
+            ("auto_replies", _("automatic")),
+            ("yes", _("yes")),
+            ("no", _("no")),
+            ("not_yet", _("not yet")),
+        ]
     table = fitted_table(
         _("Answers per official"),
         whole(_("Official"), responses),
-        Column(_("letters"), justify="right"),
-        Column(_("replies"), justify="right"),
-        Column(_("answered"), justify="right"),
-        Column(_("response rate"), justify="right"),
+        *(Column(label, justify="right") for _key, label in columns),
+        Column(_("rate"), justify="right"),
     )
     for target, r in responses.items():
-        rate = "" if r.rate is None else f"{r.rate:.0%}"
-        table.add_row(plain(target), str(r.letters), str(r.replies), str(r.answered), rate)
+        rate = "" if r.rate is None else format_share(r.rate, interface_language())
+        table.add_row(plain(target), *(str(getattr(r, key)) for key, _label in columns), rate)
     return table
