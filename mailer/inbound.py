@@ -501,7 +501,9 @@ def _notify_writer(session: Session, letter_row: LedgerMessage, inbound_id: int,
                 "idempotency_key": f"reply:{inbound_id}",
                 "kind": "reply_notice",
                 "letter_id": letter.id,
-                "target_id": letter_row.target_id,
+                # No official here: the row is an email to the writer (the reply names its official), and
+                # the letters' pacing counts rows with one.
+                "target_id": None,
                 "supporter_id": letter.supporter_id,
                 "locale": letter.locale,
                 "content_locale": letter.locale,
@@ -530,11 +532,11 @@ def compose_reply_notices(session: Session, messages: list[Claimed], context: Co
     for message in messages:
         letter = repo.get_letter(session, message.letter_id or 0)
         secrets = letter_secrets(letter)
-        target = repo.get_target_by_id(session, message.target_id or 0)
         inbound = repo.inbound_for_notice(session, message.idempotency_key)
         if secrets is None or letter.supporter_id is None or inbound is None or inbound.key is None:
             composed.skipped.append((message.id, "the supporter or the reply is gone"))
             continue
+        target = repo.get_target_by_id(session, inbound.target_id or 0)
         code = letter.locale
         values = {
             "name": secrets.name,
