@@ -42,6 +42,9 @@ COMMANDS = [
     ["targets", "list"],
     ["mailout", "launch"],
     ["mailout", "status"],
+    ["inbound", "receive"],
+    ["inbound", "read"],
+    ["inbound", "replies"],
     ["worker"],
     ["demo"],
 ]

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = ROOT / "translations" / "GLOSSARY.md"
 CODES = ("ar", "ckb", "kmr")
 #: Where an English term means something else ("letters, digits": of the alphabet).
-OTHER_SENSES = ("letters, digits", "letters other than")
+OTHER_SENSES = ("letters, digits", "letters other than", "letters and digits")
 #: What is not prose: placeholders, commands, KEY=VALUE, column lists, YAML keys, option names.
 NOT_PROSE = re.compile(
     r"%\([a-z_]+\)[sd]|`[^`]*`|\bmailer(?: [a-z-]+)+|\S*=\S*|\{[^}]*\}|\b[a-z_]+(?:, ?[a-z_\[\]]+){2,}|--?[a-z-]+|\w*_\w*"
