@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, g
 
-from mailer import campaigns, inbound, letters
+from mailer import campaigns, inbound, letters, targets
 from mailer.i18n import format_date
 from mailer.web.admin import access, audit, bp, page
 from mailer.web.base import web
@@ -18,6 +18,10 @@ from mailer.web.base import web
 @access("viewer")
 def replies_page() -> Any:
     db = web().runtime.db
+    code = g.locale.code
+    titles = {
+        o["slug"]: o["title"].get(code) or o["title"].get("en", o["slug"]) for o in targets.list_targets(db)
+    }
     sections = [
         {
             "summary": summary,
@@ -26,7 +30,7 @@ def replies_page() -> Any:
         }
         for summary in campaigns.list_campaigns(db)
     ]
-    return page("admin/replies.html", sections=sections, when=_day)
+    return page("admin/replies.html", sections=sections, when=_day, titles=titles)
 
 
 @bp.get("/replies/<int:reply_id>")
