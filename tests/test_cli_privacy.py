@@ -102,6 +102,8 @@ def test_purge_says_what_would_go_then_does_it(env: dict[str, str], tmp_path: Pa
         "letter_texts": 0,
         "writers_forgotten": 0,
         "events_scrubbed": 0,
+        "inbound_deleted": 0,
+        "replies_deleted": 0,
     }
     words = mailer(["privacy", "purge"], env, tmp_path)
     assert words.returncode == 0
