@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
-from mailer import events, inbound, letters, mailouts, privacy, sending
+from mailer import answers, events, inbound, letters, mailouts, privacy, sending
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.rendering import Renderer
@@ -100,7 +100,12 @@ class Runtime:
     @property
     def composers(self) -> dict[str, sending.Composer]:
         """How each kind of ledger row becomes an email."""
-        return {"alert": sending.compose_alerts, **letters.COMPOSERS, **inbound.COMPOSERS}
+        return {
+            "alert": sending.compose_alerts,
+            **letters.COMPOSERS,
+            **inbound.COMPOSERS,
+            **answers.COMPOSERS,
+        }
 
     @property
     def compose_context(self) -> sending.ComposeContext:
@@ -156,7 +161,7 @@ class Runtime:
         if self.settings.imap_url:
             step(self.read_mailbox)
         step(self.process_inbound)
-        step(lambda: inbound.queue_follow_ups(self.db, self.clock()))
+        step(lambda: answers.queue_follow_ups(self.db, self.clock()))
         step(
             lambda: letters.dispatch_letters(
                 self.db, self.backend, self.clock, redispatch_after=self.timing.redispatch_after

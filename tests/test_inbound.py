@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import undefer
 
-from mailer import campaigns, inbound, letters
+from mailer import answers, campaigns, inbound, letters
 from mailer.mailouts import launch_mailout
 from mailer.resources import demo_dir
 from mailer.runtime import Runtime
@@ -129,7 +129,7 @@ def test_a_vacation_reply_is_never_taken_for_an_answer(rt: Runtime) -> None:
     assert rt.process_inbound().kinds == {"auto_reply": 1}
     letters.dispatch_letters(rt.db, rt.backend, rt.clock)
     assert outbox(rt, "reply_notice") == []
-    responses = inbound.official_responses(rt.db, SLUG)
+    responses = answers.official_responses(rt.db, SLUG)
     official = next(r for r in responses.values() if r.auto_replies)
     assert official.replies == 0
     assert official.answered == 0
@@ -385,7 +385,7 @@ def test_the_follow_up_goes_once_per_letter_after_two_weeks_and_answers_count_on
         assert saved.status_code == 200
     with rt.db.session() as session:
         assert session.scalar(select(func.count()).select_from(LetterAnswer)) == 1
-    official = inbound.official_responses(rt.db, SLUG)[first]
+    official = answers.official_responses(rt.db, SLUG)[first]
     assert (official.letters, official.yes, official.answered, official.rate) == (1, 1, 1, 1.0)
 
 
@@ -430,7 +430,7 @@ def test_retention_deletes_what_arrived_and_later_the_answers_but_keeps_the_coun
     assert privacy.purge(rt.db, retention, year, dry_run=True).replies_deleted == 1
     assert privacy.purge(rt.db, retention, year).replies_deleted == 1
     assert _raw_rows(rt.db)[0] == ("reply", False, False)
-    official = next(r for r in inbound.official_responses(rt.db, SLUG).values() if r.replies)
+    official = next(r for r in answers.official_responses(rt.db, SLUG).values() if r.replies)
     assert (official.replies, official.answered) == (1, 1)  # counts survive
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from mailer import campaigns, events, inbound
+from mailer import answers, campaigns, events
 from mailer.cli.common import (
     JsonOption,
     WideOption,
@@ -158,7 +158,7 @@ def campaign_preview(
 def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = False) -> None:
     with runtime() as rt:
         report = events.campaign_report(rt.db, slug)
-        responses = inbound.official_responses(rt.db, slug)
+        responses = answers.official_responses(rt.db, slug)
     report["responses"] = {target: r.as_dict() for target, r in responses.items()}
     if as_json:
         emit_json(report)
@@ -178,7 +178,7 @@ def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = F
         out.print(responses_table(responses, wide))
 
 
-def responses_table(responses: dict[str, inbound.OfficialResponses], wide: bool = False) -> Table:
+def responses_table(responses: dict[str, answers.OfficialResponses], wide: bool = False) -> Table:
     """Which officials answer: letters answered (a reply came back, or the writer said so) and their share of
     the letters handed over; ``wide`` adds the letters, replies, automatic answers and what writers said."""
     columns = [("answered", _("answered"))]  # the letters each received are in the table above

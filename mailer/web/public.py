@@ -25,7 +25,7 @@ from limits import parse
 from markupsafe import Markup
 from wtforms import ValidationError
 
-from mailer import campaigns, events, inbound, letters, privacy, sharing
+from mailer import answers, campaigns, events, inbound, letters, privacy, sharing
 from mailer.errors import N_, MailerError, NotFoundError
 from mailer.fields import mailbox_key
 from mailer.governorates import GOVERNORATES, find_governorate, governorate_name
@@ -440,21 +440,21 @@ def reply_page(token: str) -> Any:
 def answer_page(token: str) -> Any:
     # A GET never records (mail scanners follow the email's buttons): the choice is shown, the button posts.
     rt = web().runtime
-    page = inbound.answer_page(rt.db, rt.signer, token)
+    page = answers.answer_page(rt.db, rt.signer, token)
     if page is None:
         return message("bad_link", 400)
     g.locale = get_locale(page.locale)
     chosen = {request.args.get("t", ""): request.args.get("a", "")}
-    return web().render("web/answer.html", token=token, page=page, chosen=chosen, answers=inbound.ANSWERS)
+    return web().render("web/answer.html", token=token, page=page, chosen=chosen, answers=answers.ANSWERS)
 
 
 @bp.post("/answers/<token>")
 def answer_submit(token: str) -> Any:
     rt = web().runtime
-    page = inbound.answer_page(rt.db, rt.signer, token)
+    page = answers.answer_page(rt.db, rt.signer, token)
     if page is None:
         return message("bad_link", 400)
     g.locale = get_locale(page.locale)
     given = {o["slug"]: request.form.get("answer-" + o["slug"], "") for o in page.officials}
-    inbound.record_answers(rt.db, rt.signer, token, given, rt.clock())
+    answers.record_answers(rt.db, rt.signer, token, given, rt.clock())
     return message("answered")

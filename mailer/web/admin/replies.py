@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, g
 
-from mailer import campaigns, inbound, letters, targets
+from mailer import answers, campaigns, inbound, letters, targets
 from mailer.i18n import format_date
 from mailer.web.admin import access, audit, bp, page
 from mailer.web.base import web
@@ -25,7 +25,7 @@ def replies_page() -> Any:
     sections = [
         {
             "summary": summary,
-            "responses": inbound.official_responses(db, summary.slug),
+            "responses": answers.official_responses(db, summary.slug),
             "replies": inbound.campaign_replies(db, summary.slug, limit=50),
         }
         for summary in campaigns.list_campaigns(db)
