@@ -206,4 +206,10 @@ def official_responses(db: Database, slug: str) -> dict[str, OfficialResponses]:
     return {target: OfficialResponses(target, **counts) for target, counts in sorted(rows.items())}
 
 
+def campaign_total(responses: dict[str, OfficialResponses]) -> OfficialResponses:
+    """A campaign's responses over all its officials: each (letter, official) pair counts once."""
+    fields = ("letters", "replies", "auto_replies", "yes", "no", "not_yet", "answered")
+    return OfficialResponses("", **{f: sum(getattr(r, f) for r in responses.values()) for f in fields})
+
+
 COMPOSERS = {"follow_up": compose_follow_ups}

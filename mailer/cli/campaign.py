@@ -160,6 +160,7 @@ def campaign_report(slug: str, as_json: JsonOption = False, wide: WideOption = F
         report = events.campaign_report(rt.db, slug)
         responses = answers.official_responses(rt.db, slug)
     report["responses"] = {target: r.as_dict() for target, r in responses.items()}
+    report["responses_total"] = answers.campaign_total(responses).as_dict()
     if as_json:
         emit_json(report)
         return
@@ -198,7 +199,9 @@ def responses_table(responses: dict[str, answers.OfficialResponses], wide: bool 
         *(Column(label, justify="right") for _key, label in columns),
         Column(_("rate"), justify="right"),
     )
-    for target, r in responses.items():
+    total = answers.campaign_total(responses)
+    for target, r in [*responses.items(), (_("all"), total)]:
         rate = "" if r.rate is None else format_share(r.rate, interface_language())
-        table.add_row(plain(target), *(str(getattr(r, key)) for key, _label in columns), rate)
+        style = "bold" if r is total else None
+        table.add_row(plain(target), *(str(getattr(r, key)) for key, _label in columns), rate, style=style)
     return table

@@ -25,7 +25,8 @@ def replies_page() -> Any:
     sections = [
         {
             "summary": summary,
-            "responses": answers.official_responses(db, summary.slug),
+            "responses": (responses := answers.official_responses(db, summary.slug)),
+            "total": answers.campaign_total(responses),
             "replies": inbound.campaign_replies(db, summary.slug, limit=50),
         }
         for summary in campaigns.list_campaigns(db)
