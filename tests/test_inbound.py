@@ -521,7 +521,10 @@ def test_a_mail_server_pipes_messages_in_and_the_report_shows_who_answers(
     answered = {slug: r for slug, r in report["responses"].items() if r["replies"]}
     assert [r["response_rate"] for r in answered.values()] == [1.0]
     total = report["responses_total"]
-    assert (total["answered"], total["letters"]) == (1, sum(r["letters"] for r in report["responses"].values()))
+    assert (total["answered"], total["letters"]) == (
+        1,
+        sum(r["letters"] for r in report["responses"].values()),
+    )
     (listed,) = json.loads(mailer(["inbound", "replies", SLUG, "--json"]).stdout)
     shown = json.loads(mailer(["inbound", "show", str(listed["id"]), "--json"]).stdout)
     assert shown["answer"].startswith("السيدة المحترمة")
