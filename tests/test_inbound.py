@@ -546,3 +546,30 @@ def test_a_process_without_the_key_reads_nothing_and_loses_nothing(
     finally:
         public.dispose()
     assert rt.process_inbound().kinds == {"unsubscribe": 1}
+
+
+def test_two_sweeps_reading_at_once_act_on_each_message_once(rt: Runtime) -> None:
+    import threading
+
+    letter = write_and_confirm(rt)
+    reply_to = letter["Reply-To"].addresses[0].addr_spec
+    raw = sample("outlook-reply-ar.eml", to=reply_to, message_id=letter["Message-ID"])
+    for n in range(4):
+        rt.receive_inbound(raw.replace(b"A5B6C7D8E9F0@", f"A5B6C7D8E9F{n}@".encode()), "pipe")
+    results: list[inbound.Processed] = []
+    start = threading.Barrier(2)
+
+    def sweep() -> None:
+        start.wait()
+        results.append(inbound.process_inbound(rt.db, inbound.InboundContext(rt.tags, rt.signer), MORNING))
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.total for r in results) == 4
+    assert sum(r.notices for r in results) == 4
+    with rt.db.session() as session:
+        notices = session.scalar(select(func.count()).where(Message.kind == "reply_notice"))
+    assert notices == 4
