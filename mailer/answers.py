@@ -14,14 +14,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mailer.letters import letter_secrets, official_line
-from mailer.sending import ComposeContext, Composed, single_parcel
+from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, official_line
+from mailer.sending import ComposeContext, Composed
 from mailer.store import Database
 from mailer.store import repository as repo
 from mailer.store.models import Letter
 from mailer.store.repository import Claimed
 from mailer.tokens import InvalidToken, TokenSigner
-from mailer.transports import Mailbox
 
 # The follow-up: "Did you get an answer?"
 
@@ -77,44 +76,36 @@ def _officials_to_ask(session: Session, letter_id: int) -> list[tuple[Any, str]]
     return [(t, t.slug) for t in repo.letter_recipients(session, letter_id) if t.id not in known]
 
 
+def _follow_up_values(
+    session: Session, message: Claimed, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+) -> dict[str, Any]:
+    if repo.is_suppressed(session, repo.vault(session).address_index(secrets.email), "supporter"):
+        raise NotToSend("the writer unsubscribed")
+    officials = _officials_to_ask(session, letter.id)
+    if not officials:
+        raise NotToSend("every official's answer is known")
+    code = letter.locale
+    campaign = repo.get_campaign_by_id(session, letter.campaign_id)
+    url = f"{context.sender.base_url}/answers/{follow_up_token(context.signer, letter.id)}"
+    return {
+        "name": secrets.name,
+        "campaign_title": campaign.title.get(code, campaign.title[campaign.default_locale]),
+        "officials": [
+            {
+                "line": official_line(target, code),
+                "name": target.name.get(code, ""),
+                "links": {answer: f"{url}?t={slug}&a={answer}" for answer in ANSWERS},
+            }
+            for target, slug in officials
+        ],
+        "answer_url": url,
+        "privacy_url": context.sender.privacy_url(code),
+    }
+
+
 def compose_follow_ups(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """The one follow-up of a letter: each official it reached, with Yes / No / Not yet."""
-    composed = Composed()
-    sender = Mailbox(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
-    for message in messages:
-        letter = repo.get_letter(session, message.letter_id or 0)
-        secrets = letter_secrets(letter)
-        if secrets is None or letter.supporter_id is None:
-            composed.skipped.append((message.id, "the writer is gone"))
-            continue
-        if repo.is_suppressed(session, repo.vault(session).address_index(secrets.email), "supporter"):
-            composed.skipped.append((message.id, "the writer unsubscribed"))
-            continue
-        officials = _officials_to_ask(session, letter.id)
-        if not officials:
-            composed.skipped.append((message.id, "every official's answer is known"))
-            continue
-        code = letter.locale
-        url = f"{context.sender.base_url}/answers/{follow_up_token(context.signer, letter.id)}"
-        campaign = repo.get_campaign_by_id(session, letter.campaign_id)
-        values = {
-            "name": secrets.name,
-            "campaign_title": campaign.title.get(code, campaign.title[campaign.default_locale]),
-            "officials": [
-                {
-                    "line": official_line(target, code),
-                    "name": target.name.get(code, ""),
-                    "links": {answer: f"{url}?t={slug}&a={answer}" for answer in ANSWERS},
-                }
-                for target, slug in officials
-            ],
-            "answer_url": url,
-            "privacy_url": context.sender.privacy_url(code),
-        }
-        email_ = context.renderer.render_email("follow_up", values, code)
-        to = Mailbox(display_name=secrets.name, addr_spec=secrets.email)
-        composed.parcels.append(single_parcel(message, email_, context, to, sender, kind="follow_up"))
-    return composed
+    return compose_to_writers(session, messages, context, "follow_up", _follow_up_values)
 
 
 @dataclass(frozen=True)

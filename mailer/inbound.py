@@ -39,16 +39,14 @@ from sqlalchemy.orm import Session
 
 from mailer.errors import N_, MailerError
 from mailer.events import DELIVERY_RANK, unsubscribe_supporter
-from mailer.letters import letter_secrets, official_line
-from mailer.locales import get_locale
-from mailer.sending import ComposeContext, Composed, message_id_digest, single_parcel
+from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, official_line
+from mailer.sending import ComposeContext, Composed, message_id_digest
 from mailer.store import Database
 from mailer.store import repository as repo
-from mailer.store.models import InboundMessage
+from mailer.store.models import InboundMessage, Letter
 from mailer.store.models import Message as LedgerMessage
 from mailer.store.repository import Claimed
 from mailer.tokens import AddressTag, AddressTags, InvalidToken, TokenSigner
-from mailer.transports import Mailbox
 from mailer.vault import LockedError, UnreadableError, Vault, new_record_key, open_record, seal_record
 
 log = logging.getLogger(__name__)
@@ -525,31 +523,27 @@ def reply_token(signer: TokenSigner, inbound_id: int, key: str) -> str:
     return signer.sign("reply", {"i": inbound_id, "k": key})
 
 
+def _notice_values(
+    session: Session, message: Claimed, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+) -> dict[str, Any]:
+    inbound = repo.inbound_for_notice(session, message.idempotency_key)
+    if inbound is None or inbound.key is None:
+        raise NotToSend("the reply is gone")
+    code = letter.locale
+    target = repo.get_target_by_id(session, inbound.target_id or 0)
+    token = reply_token(context.signer, inbound.id, inbound.key)
+    return {
+        "name": secrets.name,
+        "official": official_line(target, code) if target else "",
+        "official_name": target.name.get(code, "") if target else "",
+        "reply_url": f"{context.sender.base_url}/replies/{token}",
+        "privacy_url": context.sender.privacy_url(code),
+    }
+
+
 def compose_reply_notices(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """'<official> answered your letter', in the writer's language, with the link to read it."""
-    composed = Composed()
-    sender = Mailbox(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
-    for message in messages:
-        letter = repo.get_letter(session, message.letter_id or 0)
-        secrets = letter_secrets(letter)
-        inbound = repo.inbound_for_notice(session, message.idempotency_key)
-        if secrets is None or letter.supporter_id is None or inbound is None or inbound.key is None:
-            composed.skipped.append((message.id, "the supporter or the reply is gone"))
-            continue
-        target = repo.get_target_by_id(session, inbound.target_id or 0)
-        code = letter.locale
-        values = {
-            "name": secrets.name,
-            "official": official_line(target, code) if target else "",
-            "official_name": target.name.get(code, "") if target else "",
-            "reply_url": f"{context.sender.base_url}/replies/{reply_token(context.signer, inbound.id, inbound.key)}",
-            "privacy_url": context.sender.privacy_url(code),
-            "letter_locale": get_locale(code),
-        }
-        email_ = context.renderer.render_email("reply_notice", values, code)
-        to = Mailbox(display_name=secrets.name, addr_spec=secrets.email)
-        composed.parcels.append(single_parcel(message, email_, context, to, sender, kind="reply_notice"))
-    return composed
+    return compose_to_writers(session, messages, context, "reply_notice", _notice_values)
 
 
 @dataclass(frozen=True)

@@ -542,15 +542,24 @@ def _note_context(secrets: LetterSecrets, code: str) -> dict[str, Any]:
     }
 
 
-def _compose_to_supporters(
+class NotToSend(Exception):
+    """An email to a writer that must not go now (raised by its values function, saying why)."""
+
+
+#: The values of an email to a letter's writer, from its ledger row, the letter and the writer's part.
+WriterValues = Callable[[Session, Claimed, Letter, LetterSecrets, ComposeContext], dict[str, Any]]
+
+
+def compose_to_writers(
     session: Session,
     messages: list[Claimed],
     context: ComposeContext,
     kind: str,
-    values_for: Callable[[Session, Letter, LetterSecrets, ComposeContext], dict[str, Any]],
-    named: bool,
+    values_for: WriterValues,
+    named: bool = True,
 ) -> Composed:
-    """Emails to the supporter who wrote each letter, in their language, from the campaign's address."""
+    """Emails to the supporter who wrote each letter, in their language, from the campaign's address; a
+    writer who is gone, or whose values say :class:`NotToSend`, is skipped with the reason."""
     composed = Composed()
     sender = Mailbox(display_name=context.sender.from_name, addr_spec=context.sender.from_email)
     for message in messages:
@@ -559,7 +568,11 @@ def _compose_to_supporters(
         if secrets is None or letter.supporter_id is None:
             composed.skipped.append((message.id, "the supporter is gone"))
             continue
-        values = values_for(session, letter, secrets, context)
+        try:
+            values = values_for(session, message, letter, secrets, context)
+        except NotToSend as reason:
+            composed.skipped.append((message.id, str(reason)))
+            continue
         email = context.renderer.render_email(kind, values, letter.locale)
         to = Mailbox(display_name=secrets.name if named else "", addr_spec=secrets.email)
         composed.parcels.append(single_parcel(message, email, context, to, sender, kind=kind))
@@ -590,7 +603,7 @@ def _letter_groups(session: Session, letter: Letter, secrets: LetterSecrets) -> 
 
 
 def _confirmation_values(
-    session: Session, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+    session: Session, message: Claimed, letter: Letter, secrets: LetterSecrets, context: ComposeContext
 ) -> dict[str, Any]:
     """Who the letter goes to and the link, nothing that the form's writer typed: the address is not
     proven yet, and the form must not be a way to send a stranger one's own words from our address."""
@@ -608,7 +621,7 @@ def _confirmation_values(
 
 
 def _copy_values(
-    session: Session, letter: Letter, secrets: LetterSecrets, context: ComposeContext
+    session: Session, message: Claimed, letter: Letter, secrets: LetterSecrets, context: ComposeContext
 ) -> dict[str, Any]:
     """The supporter's own letter, and the officials it goes to (sent after they confirmed). The email's
     subject carries the letter's own ("Your letter: <subject>"): it is a checked one-line field."""
@@ -628,12 +641,12 @@ def _copy_values(
 
 def compose_confirmations(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """The email with the signed link to the page where the supporter reads and confirms the letter."""
-    return _compose_to_supporters(session, messages, context, "confirm", _confirmation_values, named=False)
+    return compose_to_writers(session, messages, context, "confirm", _confirmation_values, named=False)
 
 
 def compose_copies(session: Session, messages: list[Claimed], context: ComposeContext) -> Composed:
     """The supporter's copy, in their language, naming the officials it goes to."""
-    return _compose_to_supporters(session, messages, context, "copy", _copy_values, named=True)
+    return compose_to_writers(session, messages, context, "copy", _copy_values)
 
 
 COMPOSERS = {"letter": compose_letters, "confirm": compose_confirmations, "copy": compose_copies}
