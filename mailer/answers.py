@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, official_line
+from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, letter_ledger_row, official_line
 from mailer.sending import ComposeContext, Composed
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -48,19 +48,10 @@ def queue_follow_ups(db: Database, now: dt.datetime) -> int:
             queued += repo.add_messages(
                 session,
                 [
-                    {
-                        "idempotency_key": f"follow_up:{letter_id}",
-                        "kind": "follow_up",
-                        "letter_id": letter_id,
-                        "supporter_id": supporter_id,
-                        "locale": locale,
-                        "content_locale": locale,
-                        "status": "queued",
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for letter_id, supporter_id, locale in due
+                    letter_ledger_row(
+                        f"follow_up:{letter_id}", "follow_up", letter_id, None, writer, locale, now
+                    )
+                    for letter_id, writer, locale in due
                 ],
             )
     return queued

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from mailer.errors import N_, MailerError
 from mailer.events import DELIVERY_RANK, unsubscribe_supporter
-from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, official_line
+from mailer.letters import LetterSecrets, NotToSend, compose_to_writers, letter_ledger_row, official_line
 from mailer.sending import ComposeContext, Composed, message_id_digest
 from mailer.store import Database
 from mailer.store import repository as repo
@@ -484,34 +484,20 @@ def _unsubscriber(
     return None, None
 
 
-def _notify_writer(session: Session, letter_row: LedgerMessage, inbound_id: int, now: dt.datetime) -> int:
+def _notify_writer(session: Session, sent_letter: LedgerMessage, inbound_id: int, now: dt.datetime) -> int:
     """Queue the email that tells the letter's writer an answer came (1), unless the writer is gone or has
     been told often enough about this letter (0)."""
-    letter = repo.get_letter(session, letter_row.letter_id or 0)
+    letter = repo.get_letter(session, sent_letter.letter_id or 0)
     if letter.supporter_id is None or letter.private is None:
         return 0
     if repo.reply_notices_for_letter(session, letter.id) >= MAX_NOTICES_PER_LETTER:
         return 0
-    repo.add_messages(
-        session,
-        [
-            {
-                "idempotency_key": f"reply:{inbound_id}",
-                "kind": "reply_notice",
-                "letter_id": letter.id,
-                # No official here: the row is an email to the writer (the reply names its official), and
-                # the letters' pacing counts rows with one.
-                "target_id": None,
-                "supporter_id": letter.supporter_id,
-                "locale": letter.locale,
-                "content_locale": letter.locale,
-                "status": "queued",
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
+    # No official on the row: it is an email to the writer (the reply names its official), and the
+    # letters' pacing counts rows that have one.
+    row = letter_ledger_row(
+        f"reply:{inbound_id}", "reply_notice", letter.id, None, letter.supporter_id, letter.locale, now
     )
+    repo.add_messages(session, [row])
     return 1
 
 

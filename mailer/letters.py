@@ -288,7 +288,11 @@ def _store_letter(db: Database, form: LetterForm, now: dt.datetime, submission: 
         # without it (a forwarded alert, a guessed address and a stolen link prove nothing).
         repo.add_messages(
             session,
-            [_row(f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now)],
+            [
+                letter_ledger_row(
+                    f"confirm:{letter_id}", "confirm", letter_id, None, supporter_id, form.locale, now
+                )
+            ],
         )
     return letter_id
 
@@ -333,7 +337,7 @@ def confirm_letter_id(
         if first_time:
             targets = repo.active_targets(session, letter.targets)
             rows = [
-                _row(
+                letter_ledger_row(
                     f"letter:{letter_id}:{t.id}",
                     "letter",
                     letter_id,
@@ -345,7 +349,9 @@ def confirm_letter_id(
                 for t in targets
             ]
             rows.append(
-                _row(f"copy:{letter_id}", "copy", letter_id, None, letter.supporter_id, letter.locale, now)
+                letter_ledger_row(
+                    f"copy:{letter_id}", "copy", letter_id, None, letter.supporter_id, letter.locale, now
+                )
             )
             repo.add_messages(session, rows)
         result = Confirmed(letter_id, campaign.slug, letter.locale, len(letter.targets), first_time)
@@ -353,7 +359,7 @@ def confirm_letter_id(
     return result
 
 
-def _row(
+def letter_ledger_row(
     key: str,
     kind: str,
     letter_id: int,
@@ -362,6 +368,7 @@ def _row(
     locale: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
+    """A ledger row about a letter (the letter to one official, or an email to its writer), queued now."""
     return {
         "idempotency_key": key,
         "kind": kind,
