@@ -84,7 +84,7 @@ def _follow_up_values(
         "officials": [
             {
                 "line": official_line(target, code),
-                "name": target.name.get(code, ""),
+                "title": target.title.get(code, ""),
                 "links": {answer: f"{url}?t={slug}&a={answer}" for answer in ANSWERS},
             }
             for target, slug in officials

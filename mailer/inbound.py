@@ -521,7 +521,7 @@ def _notice_values(
     return {
         "name": secrets.name,
         "official": official_line(target, code) if target else "",
-        "official_name": target.name.get(code, "") if target else "",
+        "official_title": target.title.get(code, "") if target else "",
         "reply_url": f"{context.sender.base_url}/replies/{token}",
         "privacy_url": context.sender.privacy_url(code),
     }

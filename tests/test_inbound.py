@@ -68,7 +68,7 @@ def test_an_officials_reply_reaches_the_writer_in_their_language_and_never_their
     with rt.db.session() as session:
         official = session.get(Target, row.target_id)
         assert official is not None
-        assert official.name["ckb"] in notice["Subject"]  # named in the writer's language
+        assert official.title["ckb"] in notice["Subject"]  # named in the writer's language
     assert "تسلمنا" not in notice.as_string()  # the answer itself is read behind the link, not mailed
 
     client = rt_app(rt).test_client()
