@@ -189,6 +189,10 @@ def test_without_javascript_the_form_still_lists_everyone_and_keeps_the_choice(
     page.click("#send")  # no name, no address: the server answers with the summary
     assert page.locator("#error-summary li").count() == 2
     assert page.url.endswith("#error-summary")  # the browser itself moves the focus there
+    # The browser moves the focus once the page has loaded; under load that can come after the click returns.
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.id === 'error-summary'", timeout=10_000
+    )
     assert page.evaluate("document.activeElement.id") == "error-summary"
     visible = page.locator("#reaches .local:visible")
     assert visible.count() == 1
