@@ -101,6 +101,8 @@ def receive(
 ) -> int | None:
     """Store one message as it arrived; its id, or None when it was stored before. ``recipients`` are the
     envelope's (a door that knows them says so; a mailbox shows them in Delivered-To)."""
+    if raw.startswith(b"From "):  # the mbox separator a mail server's pipe may put first (Postfix flags=F)
+        raw = raw.partition(b"\n")[2]
     if not raw.strip():
         raise InboundRejected(N_("the message is empty"))
     if len(raw) > max_bytes:
