@@ -69,7 +69,10 @@ class Runtime:
         """One per process: SendGrid's connection pool lives as long as the worker."""
         settings = self.settings
         if settings.transport == "smtp" and settings.smtp_url:
-            return SmtpTransport(settings.smtp_url)
+            tags = self.tags
+            return SmtpTransport(
+                settings.smtp_url, return_path=(lambda row: tags.address("b", row)) if tags else None
+            )
         if settings.transport == "sendgrid" and settings.sendgrid_api_key:
             return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url)
         return OutboxTransport(settings.outbox_dir)

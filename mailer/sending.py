@@ -426,7 +426,6 @@ def single_parcel(
         address=to,
         values={},
         message_id=ledger_message_id(message, domain),
-        bounce_address=context.tags.address("b", message.id) if context.tags else None,
     )
     bulk = BulkEmail(
         kind=kind,
@@ -477,11 +476,9 @@ class _AlertLinks:
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        bounce_address = None
         if self.tags is not None:
             mailto = self.tags.address("u", message.id)
             headers["List-Unsubscribe"] += f", <mailto:{mailto}?subject=unsubscribe>"
-            bounce_address = self.tags.address("b", message.id)
         name = supporter.name
         governorate = supporter.governorate
         return Recipient(
@@ -498,7 +495,6 @@ class _AlertLinks:
             },
             message_id=ledger_message_id(message, self.domain),
             headers=headers,
-            bounce_address=bounce_address,
         )
 
 

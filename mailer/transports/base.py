@@ -116,9 +116,6 @@ class Recipient:
     values: Mapping[str, str]
     message_id: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    # The envelope sender (Return-Path) for this recipient: a signed address of ours, so that a bounce
-    # report says which message failed (VERP). Transports that handle bounces themselves ignore it.
-    bounce_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +153,6 @@ class BulkEmail:
             date=self.date,
             headers={**self.headers, **recipient.headers},
             reply_to=self.reply_to,
-            bounce_address=recipient.bounce_address,
         )
 
 
@@ -188,7 +184,6 @@ class OutboundEmail:
     date: dt.datetime
     headers: Mapping[str, str] = field(default_factory=dict)
     reply_to: Mailbox | None = None
-    bounce_address: str | None = None
 
     def to_mime(self) -> EmailMessage:
         """The RFC 5322 message, exactly what SMTP would carry: text and HTML as alternatives.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -57,9 +58,14 @@ class SmtpTransport:
     name = "smtp"
     chunk_size = 1
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 30.0, return_path: Callable[[int], str] | None = None
+    ) -> None:
         self.config = SmtpConfig.from_url(url)
         self.timeout = timeout
+        # The envelope sender of a ledger row's message: a signed address of ours, so that a bounce report
+        # that comes later says which message failed (VERP). None: the sender's own address.
+        self.return_path = return_path
         self._connection: smtplib.SMTP | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -107,7 +113,7 @@ class SmtpTransport:
         try:
             message = email.to_mime()
             envelope = (
-                ascii_addr_spec(email.bounce_address or email.sender.addr_spec),
+                ascii_addr_spec(self._envelope_sender(email)),
                 ascii_addr_spec(email.recipient.addr_spec),
             )
         except UnsafeHeader as err:
@@ -124,6 +130,11 @@ class SmtpTransport:
             self._drop()
             return Delivery(email.ledger_id, "unknown", error=f"SMTP connection lost: {err}")
         return Delivery(email.ledger_id, "sent", provider_id=email.message_id)
+
+    def _envelope_sender(self, email: OutboundEmail) -> str:
+        if self.return_path is not None and email.ledger_id:  # a test send (no ledger row) has none
+            return self.return_path(email.ledger_id)
+        return email.sender.addr_spec
 
     def _refused(self, email: OutboundEmail, code: int, reply: bytes | str) -> Delivery:
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
