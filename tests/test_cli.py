@@ -17,10 +17,13 @@ from mailer.store.models import Mailout
 from mailer.vault import Vault
 
 
-def mailer(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def mailer(
+    args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")} | env
     return subprocess.run(
         [sys.executable, "-m", "mailer", *args],
+        input=stdin,
         env=full_env,
         cwd=cwd,
         capture_output=True,

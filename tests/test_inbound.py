@@ -491,21 +491,13 @@ def test_a_mail_server_pipes_messages_in_and_the_report_shows_who_answers(
     rt: Runtime, env: dict[str, str], tmp_path: Path
 ) -> None:
     import json
-    import os
     import subprocess
-    import sys
 
-    def mailer(args: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        variables = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
-        variables |= env | {"MAILER_INBOUND_ADDRESS": INBOUND}
-        return subprocess.run(
-            [sys.executable, "-m", "mailer", *args],
-            input=stdin,
-            env=variables,
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=120,
-        )
+    from tests.test_cli import mailer as run
+
+    def mailer(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        variables = env | {"MAILER_INBOUND_ADDRESS": INBOUND}
+        return run(args, variables, tmp_path, None if stdin is None else stdin.decode("ascii"))
 
     letter = write_and_confirm(rt)
     reply_to = letter["Reply-To"].addresses[0].addr_spec
@@ -515,7 +507,7 @@ def test_a_mail_server_pipes_messages_in_and_the_report_shows_who_answers(
     assert mailer(["inbound", "receive"], raw).returncode == 0  # delivered twice: kept once
     junk = mailer(["inbound", "receive"], b"%PDF-1.7")
     assert junk.returncode == 65  # EX_DATAERR: the mail server bounces it
-    assert b"header" in junk.stderr
+    assert "header" in junk.stderr
     read = mailer(["inbound", "read", "--json"])
     assert json.loads(read.stdout)["kinds"] == {"reply": 1}
     report = json.loads(mailer(["campaign", "report", SLUG, "--json"]).stdout)
